@@ -1,0 +1,173 @@
+"""Speed measurements (``nox -s bench``), kept out of the tests so tests never depend on timing.
+
+1. Per gate, the cost of one training epoch of the anticipation task at paper scale (batch 512,
+   T = 12), vectorised ``forward`` against the same gate driven by a Python loop of ``step`` calls
+   (the shape of the public prototypes, which loop over time).
+2. The leaky-integrator scan (O(T^2 D), no Python loop) against its recurrence, forward and
+   backward, at several sequence lengths.
+3. The wall time of the paper profile of ``transition/anticipation`` for the 9 gates of Table 5 ×
+   5 seeds × 800 epochs through the real runner (fresh results folder, all CPUs).
+
+Results are printed and written to ``results/bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from suite.execute import pin_threads
+from suite.families import get_family
+from suite.families.transition.data import RoutingStream
+from suite.provenance import hardware
+from suite.registry import get_gate
+from suite.runner import Sweep, SweepOptions, default_workers
+from suite.seeding import RunSeeds, seeded_global_rng
+from suite.spec import load_all_tasks
+
+TABLE5_GATES = [
+    "affinity",
+    "beta",
+    "pi",
+    "ant",
+    "beta+pi",
+    "beta+ant",
+    "pi+ant",
+    "beta+pi+ant",
+    "oracle",
+]
+TASK = "transition/anticipation"
+
+
+def _step_logits(gate, x: torch.Tensor) -> torch.Tensor:
+    state, out = gate.initial_state(x.shape[0]), []
+    for t in range(x.shape[1]):
+        step = gate.step(x[:, t], state)
+        out.append(step.logits)
+        state = step.state
+    return torch.stack(out, dim=1)
+
+
+def epoch_cost(gate_id: str, epochs: int, per_step: bool) -> float:
+    """Milliseconds per training epoch (data, forward, loss, backward, Adam, observe)."""
+    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("paper")
+    info = get_family(spec.family).task_info(spec)
+    seeds = RunSeeds(0, TASK, 0)
+    with seeded_global_rng(seeds.init):
+        gate = get_gate(gate_id).build(info)
+    stream = RoutingStream(spec.data, seeds.data)
+    opt = torch.optim.Adam(gate.parameters(), lr=spec.train.lr)
+    scored = stream.scored
+    started = None
+    for epoch in range(epochs + 5):
+        if epoch == 5:
+            started = time.perf_counter()
+        batch = stream.batch(epoch, spec.train.batch_size)
+        if per_step:
+            logits, aux = _step_logits(gate, batch.x), None
+        else:
+            out = gate(batch.x)
+            logits, aux = out.logits, out.aux_loss
+        loss = F.cross_entropy(
+            logits[:, scored].reshape(-1, 4), batch.targets[:, scored].reshape(-1)
+        )
+        if aux is not None:
+            loss = loss + aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - started) / epochs * 1000.0
+
+
+def scan_cost(T: int, batch: int, repeats: int = 20) -> tuple[float, float]:
+    """(scan ms, recurrence ms) for forward + backward of a 16-wide leaky integrator."""
+    from baselines.temporal_memory import LeakyIntegrator
+
+    memory = LeakyIntegrator(16)
+    x = torch.randn(batch, T, 16, requires_grad=True)
+
+    def recurrence() -> torch.Tensor:
+        h, out = None, []
+        for t in range(T):
+            h = memory.step(x[:, t], h)
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+    timings = []
+    for fn in (lambda: memory.scan(x), recurrence):
+        for _ in range(3):
+            fn().sum().backward()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            fn().sum().backward()
+        timings.append((time.perf_counter() - started) / repeats * 1000.0)
+    return timings[0], timings[1]
+
+
+def ablation_wall_time(workers: int) -> float:
+    tasks = [t for t in load_all_tasks() if t.id == TASK]
+    with tempfile.TemporaryDirectory() as tmp:
+        options = SweepOptions(profile="paper", results=Path(tmp), workers=workers)
+        started = time.perf_counter()
+        summary = Sweep(options, log=lambda msg: None).run(
+            tasks, [get_gate(g) for g in TABLE5_GATES]
+        )
+        wall = time.perf_counter() - started
+    if summary.ok != len(TABLE5_GATES) * 5:
+        raise RuntimeError(f"the ablation sweep did not finish cleanly: {summary.failures}")
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m suite.bench", description=__doc__)
+    parser.add_argument("--epochs", type=int, default=100, help="epochs timed per gate")
+    parser.add_argument("--skip-sweep", action="store_true", help="skip the 9 × 5 × 800 sweep")
+    parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
+    args = parser.parse_args(argv)
+    pin_threads(1)
+    report: dict[str, object] = {
+        "hardware": hardware(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "epoch_ms": {},
+    }
+    print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
+    for gate_id in TABLE5_GATES:
+        vectorised = epoch_cost(gate_id, args.epochs, per_step=False)
+        if get_gate(gate_id).causal:
+            looped = epoch_cost(gate_id, max(10, args.epochs // 4), per_step=True)
+            ratio = f"{looped / vectorised:8.1f}x"
+        else:
+            looped, ratio = float("nan"), "   (n/a)"
+        report["epoch_ms"][gate_id] = {"forward": vectorised, "step_loop": looped}  # type: ignore[index]
+        print(f"{gate_id:<14} {vectorised:17.2f} {looped:19.2f} {ratio}")
+    print(f"\n{'T':>5} {'batch':>6} {'scan ms':>9} {'recurrence ms':>14}")
+    report["scan_ms"] = {}
+    for T, batch in ((12, 512), (64, 512), (256, 128)):
+        scan, loop = scan_cost(T, batch)
+        report["scan_ms"][str(T)] = {"batch": batch, "scan": scan, "recurrence": loop}  # type: ignore[index]
+        print(f"{T:>5} {batch:>6} {scan:9.2f} {loop:14.2f}")
+    if not args.skip_sweep:
+        workers = default_workers()
+        wall = ablation_wall_time(workers)
+        report["table5_paper_profile_s"] = wall
+        report["table5_workers"] = workers
+        print(
+            f"\nPaper profile of {TASK}: {len(TABLE5_GATES)} gates × 5 seeds × 800 epochs "
+            f"in {wall:.1f} s on {workers} workers ({hardware()})."
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The ``gatebench`` command line. Subcommand names and flags are stable: nox sessions and other
+tools call them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from suite.errors import GateBenchError
+from suite.records import RunRecord, TaskRef
+from suite.spec import PROFILES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gatebench",
+        description="GateBench: reproducible benchmarks and a leaderboard for MoE gates.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="list tasks or gates")
+    ls.add_argument("what", choices=["tasks", "gates"])
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+
+    run = sub.add_parser("run", help="run tasks × gates × seeds and write run records")
+    run.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="task id, or a prefix such as 'transition/' (repeatable; default all)",
+    )
+    run.add_argument("--family", help="only tasks of this family")
+    run.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="gate id (repeatable; default every registered gate)",
+    )
+    run.add_argument("--profile", choices=PROFILES, default="default")
+    run.add_argument("--seeds", type=int, help="number of seeds (default: the spec's)")
+    run.add_argument("--workers", type=int, help="parallel runs (default: CPU count; 0 = inline)")
+    run.add_argument("--results", type=Path, default=Path("results"))
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run.add_argument("--force", action="store_true", help="recompute runs that are cached")
+    run.add_argument("--executor", choices=["process", "inline", "dask"], default="process")
+    run.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+    run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
+    run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
+    run.add_argument("--quiet", action="store_true", help="do not print the report table")
+
+    rep = sub.add_parser("report", help="statistics over the run records")
+    rep.add_argument("--results", type=Path, default=Path("results"))
+    rep.add_argument("--format", choices=["table", "json"], default="table")
+    rep.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="report the records matching this profile's current specs",
+    )
+    rep.add_argument("--task", action="append", default=[], metavar="ID")
+    return p
+
+
+def _list(args: argparse.Namespace) -> int:
+    from suite.registry import all_gates
+    from suite.spec import load_all_tasks
+
+    if args.what == "tasks":
+        tasks = load_all_tasks()
+        rows = [
+            {
+                "id": t.id,
+                "family": t.family,
+                "version": t.version,
+                "title": t.title,
+                "primary_metric": t.primary_metric,
+                "seeds": t.seeds,
+                "claims": len(t.claims),
+            }
+            for t in tasks
+        ]
+        if args.format == "json":
+            print(json.dumps(rows, indent=1))
+        else:
+            width = max(len(r["id"]) for r in rows)
+            for r in rows:
+                print(f"{r['id']:<{width}}  {r['primary_metric']:<16} {r['title']}")
+        return 0
+    gates = all_gates()
+    rows = [
+        {
+            "id": g.id,
+            "origin": g.origin,
+            "causal": g.causal,
+            "description": g.description,
+            "paper": g.paper,
+            "equation": g.equation,
+        }
+        for g in gates
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        width = max(len(r["id"]) for r in rows)
+        for r in rows:
+            flag = "" if r["causal"] else " [non-causal ceiling]"
+            print(f"{r['id']:<{width}}  {r['origin']:<10} {r['description']}{flag}")
+    return 0
+
+
+def _print_report(
+    results: Path, fmt: str, profile: str | None = None, task_ids: Sequence[str] = ()
+) -> None:
+    """Report the records matching the current specs of ``profile`` (default: for each task, the
+    profile of its newest record); records of tasks without a spec are reported as they are."""
+    from suite.aggregate import aggregate, report_rows
+    from suite.plan import task_ref
+    from suite.records import iter_records
+    from suite.report import render_text
+    from suite.spec import load_all_tasks, select_tasks
+
+    bad: list[Path] = []
+    records = list(iter_records(results, bad))
+    specs = {t.id: t for t in select_tasks(load_all_tasks(), task_ids)}
+    newest: dict[str, RunRecord] = {}
+    for rec in records:
+        if (
+            rec.task.id not in newest
+            or rec.provenance.created_at > newest[rec.task.id].provenance.created_at
+        ):
+            newest[rec.task.id] = rec
+    current: dict[str, TaskRef | None] = {}
+    for task_id, rec in newest.items():
+        spec = specs.get(task_id)
+        if spec is not None:
+            chosen = profile or rec.profile.split("+")[0]
+            current[task_id] = task_ref(
+                spec.for_profile(chosen), spec.for_profile("paper").spec_hash()
+            )
+        elif not task_ids:
+            current[task_id] = None
+    agg = aggregate(records, current, unreadable=len(bad))
+    if fmt == "json":
+        print(json.dumps(report_rows(agg), indent=1))
+    else:
+        print(render_text(agg))
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from suite.registry import all_gates, get_gate
+    from suite.runner import Sweep, SweepOptions, default_workers
+    from suite.spec import load_all_tasks, select_tasks
+
+    tasks = select_tasks(load_all_tasks(), args.task, args.family)
+    gates = [get_gate(g) for g in args.gate] if args.gate else all_gates()
+    if args.seeds is not None and args.seeds < 1:
+        raise GateBenchError("--seeds must be at least 1.")
+    options = SweepOptions(
+        profile=args.profile,
+        seeds=args.seeds,
+        workers=default_workers() if args.workers is None else args.workers,
+        results=args.results,
+        device=args.device,
+        force=args.force,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        command="gatebench " + " ".join(shlex.quote(a) for a in argv),
+        time_limit_s=args.time_limit,
+    )
+    summary = Sweep(options).run(tasks, gates)
+    if not args.quiet:
+        print()
+        _print_report(args.results, "table", args.profile, [t.id for t in tasks])
+    if summary.failures:
+        print(f"\n{len(summary.failures)} runs failed:", file=sys.stderr)
+        for line in summary.failures:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if args.strict and (summary.failed or summary.rejected) else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    _print_report(args.results, args.format, args.profile, args.task)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list(args)
+        if args.command == "run":
+            return _run(args, argv)
+        if args.command == "report":
+            return _report(args)
+    except GateBenchError as exc:
+        print(f"gatebench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `gatebench report | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

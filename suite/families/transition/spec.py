@@ -1,0 +1,194 @@
+"""Spec models of the transition-stream family (Wong 2026, "Affinity Is Not Enough").
+
+Two kinds of data share the family: ``routing-stream`` sequences whose domain may switch, where the
+gate is trained to pick the expert of the current or next domain; and ``expert-mixture``
+regression, where the gate weights fixed-noise experts and precision tracking can help.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from suite.spec import MetricInfo, StrictModel, TaskSpec
+
+ROUTING_METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in [
+        MetricInfo("acc_all", "argmax(gate) == correct expert, over all scored positions", True),
+        MetricInfo("p_correct_all", "gate probability on the correct expert, all positions", True),
+        MetricInfo(
+            "acc_transition", "argmax accuracy at the transition step (domain switch)", True
+        ),
+        MetricInfo(
+            "p_correct_transition",
+            "gate probability on the correct expert at the transition step",
+            True,
+        ),
+        MetricInfo(
+            "k99_transition",
+            "experts a top-K draw needs to hold the correct one with 99% probability: "
+            "ceil(log 0.01 / log(1 - p_correct_transition))",
+            False,
+            "experts",
+        ),
+    ]
+}
+
+MIXTURE_METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in [
+        MetricInfo("loss_early", "MSE of the gated expert mixture, first eval_window steps", False),
+        MetricInfo("loss_final", "MSE of the gated expert mixture, last eval_window steps", False),
+        MetricInfo(
+            "loss_after_shift", "MSE over the eval_window steps after the reliability shift", False
+        ),
+        MetricInfo("pi_contrast", "largest / smallest precision Pi at the end of training", True),
+        MetricInfo(
+            "detection_step",
+            "steps after the shift until Pi ranks the newly reliable expert above the old one",
+            False,
+            "steps",
+        ),
+        MetricInfo(
+            "reorder_step",
+            "steps after the shift until Pi orders every expert by its new reliability",
+            False,
+            "steps",
+        ),
+    ]
+}
+
+
+class RoutingStreamData(StrictModel):
+    """Sequences of noisy domain signals; domain d is +signal on the d-th block of dimensions."""
+
+    kind: Literal["routing-stream"]
+    seq_len: int = Field(ge=2)
+    d_model: int = Field(ge=2)
+    n_domains: int = Field(2, ge=2)
+    domain_experts: list[int] = Field(description="The correct expert for each domain.")
+    noise_std: float = Field(ge=0)
+    signal: float = Field(1.0, description="Amplitude of the domain signal.")
+    switch_at: int | tuple[int, int] | None = Field(
+        None,
+        description="First position of the second domain: a position, an inclusive range "
+        "[low, high] drawn per sequence, or null for no switch.",
+    )
+    signal_until: int | None = Field(
+        None, description="Positions from here on carry noise only (null: signal everywhere)."
+    )
+    target: Literal["current-domain", "next-domain"]
+    readout: Literal["all", "final"]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingStreamData:
+        if self.d_model % self.n_domains:
+            raise ValueError(f"d_model ({self.d_model}) must divide into n_domains blocks")
+        if len(self.domain_experts) != self.n_domains:
+            raise ValueError(
+                f"domain_experts needs one expert per domain ({self.n_domains}), "
+                f"got {len(self.domain_experts)}"
+            )
+        low, high = self.switch_range or (1, 1)
+        if not 1 <= low <= high <= self.seq_len - 1:
+            raise ValueError(f"switch_at must lie in [1, seq_len - 1 = {self.seq_len - 1}]")
+        if self.signal_until is not None and not 0 < self.signal_until <= self.seq_len:
+            raise ValueError(f"signal_until must lie in [1, seq_len = {self.seq_len}]")
+        return self
+
+    @property
+    def switch_range(self) -> tuple[int, int] | None:
+        if self.switch_at is None:
+            return None
+        if isinstance(self.switch_at, int):
+            return (self.switch_at, self.switch_at)
+        return (self.switch_at[0], self.switch_at[1])
+
+    @property
+    def has_scored_transition(self) -> bool:
+        return self.switch_at is not None and self.readout == "all"
+
+
+class NoiseShift(StrictModel):
+    """At step ``at`` two experts swap their noise levels."""
+
+    at: int = Field(ge=1)
+    swap: tuple[int, int]
+
+
+class ExpertMixtureData(StrictModel):
+    """x ~ N(0, I); the target is the mean of the domain's block of x; experts add output noise."""
+
+    kind: Literal["expert-mixture"]
+    d_model: int = Field(ge=2)
+    n_domains: int = Field(2, ge=2)
+    expert_noise: list[list[float]] = Field(
+        description="Output-noise std of each expert (rows) in each domain (columns)."
+    )
+    shift: NoiseShift | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExpertMixtureData:
+        if self.d_model % self.n_domains:
+            raise ValueError(f"d_model ({self.d_model}) must divide into n_domains blocks")
+        for row in self.expert_noise:
+            if len(row) != self.n_domains or min(row) < 0:
+                raise ValueError(
+                    f"each expert_noise row needs {self.n_domains} non-negative stds, got {row}"
+                )
+        return self
+
+
+class TransitionModel(StrictModel):
+    n_experts: int = Field(ge=2)
+    expert_hidden: int = Field(32, gt=0, description="Hidden width of expert MLPs (mixture).")
+
+
+class TransitionSpec(TaskSpec):
+    family: Literal["transition"]
+    data: Annotated[RoutingStreamData | ExpertMixtureData, Field(discriminator="kind")]
+    model: TransitionModel
+
+    family_metrics: ClassVar[dict[str, MetricInfo]] = {**ROUTING_METRICS, **MIXTURE_METRICS}
+
+    def family_identity_fields(self) -> tuple[str, ...]:
+        return ("data", "model")
+
+    def available_metrics(self) -> dict[str, MetricInfo]:
+        if isinstance(self.data, RoutingStreamData):
+            names = ["acc_all", "p_correct_all"]
+            if self.data.has_scored_transition:
+                names += ["acc_transition", "p_correct_transition", "k99_transition"]
+            return {n: ROUTING_METRICS[n] for n in names}
+        names = ["loss_early", "loss_final", "pi_contrast"]
+        if self.data.shift is not None:
+            names += ["loss_after_shift", "detection_step", "reorder_step"]
+        return {n: MIXTURE_METRICS[n] for n in names}
+
+    @model_validator(mode="after")
+    def _experts_exist(self) -> TransitionSpec:
+        n = self.model.n_experts
+        if isinstance(self.data, RoutingStreamData):
+            bad = [e for e in self.data.domain_experts if not 0 <= e < n]
+            if bad:
+                raise ValueError(f"data.domain_experts {bad} are not experts 0..{n - 1}")
+        else:
+            if len(self.data.expert_noise) != n:
+                raise ValueError(
+                    f"data.expert_noise has {len(self.data.expert_noise)} rows "
+                    f"but model.n_experts is {n}"
+                )
+            shift = self.data.shift
+            if shift is not None:
+                if any(not 0 <= e < n for e in shift.swap):
+                    raise ValueError(
+                        f"data.shift.swap {shift.swap} names experts outside 0..{n - 1}"
+                    )
+                if shift.at >= self.train.epochs:
+                    raise ValueError(
+                        f"data.shift.at ({shift.at}) must come before the last step "
+                        f"(train.epochs = {self.train.epochs})"
+                    )
+        return self

@@ -1,0 +1,52 @@
+"""The README's promises: two quickstart lines, sessions that exist, CI running the test line."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nox_sessions() -> set[str]:
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "session":
+                    given = [k.value.value for k in deco.keywords if k.arg == "name"]
+                    names.add(given[0] if given else node.name)
+    return names
+
+
+def quickstart() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_quickstart_is_two_lines_run_all_and_tests():
+    lines = quickstart()
+    assert len(lines) == 2
+    assert lines[0].endswith("nox -s run-all") and lines[1].endswith("nox -s tests")
+
+
+def test_every_session_the_readme_names_exists():
+    named = set(re.findall(r"nox -s ([a-z-]+)", (ROOT / "README.md").read_text()))
+    assert named <= nox_sessions(), named - nox_sessions()
+    assert {"tests", "lint", "run-all", "run", "reproduce", "bench"} <= nox_sessions()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert quickstart()[1] in ci
+
+
+def test_every_cli_subcommand_in_the_readme_parses():
+    from suite.cli import _parser
+
+    subcommands = set(_parser()._subparsers._group_actions[0].choices)
+    for match in re.findall(r"^gatebench (\w[\w-]*)", (ROOT / "README.md").read_text(), re.M):
+        assert match in subcommands

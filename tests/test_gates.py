@@ -1,0 +1,136 @@
+"""Baselines obey the contract; the conformance checks catch each way of breaking it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.precision import PrecisionTracker
+from baselines.temporal_memory import LeakyIntegrator
+from suite.conformance import run_conformance
+from suite.contract import Feedback, TaskInfo
+from suite.families import get_family
+from suite.registry import get_gate
+from suite.spec import load_all_tasks
+
+TASK_INFOS = {
+    t.id: get_family(t.family).task_info(t.for_profile("smoke")) for t in load_all_tasks()
+}
+SEQUENCE_INFO = TASK_INFOS["transition/anticipation"]
+
+
+def _pairs():
+    from suite.registry import all_gates
+
+    for gate in all_gates():
+        if gate.origin != "baseline":
+            continue
+        for task_id, info in TASK_INFOS.items():
+            if gate.supports(info)[0]:
+                yield pytest.param(gate.id, info, id=f"{gate.id}@{task_id}")
+
+
+@pytest.mark.parametrize("gate_id, info", list(_pairs()))
+def test_every_baseline_passes_conformance(gate_id: str, info: TaskInfo):
+    entry = get_gate(gate_id)
+    report = run_conformance(entry, info, None, seed=11)
+    assert report.passed, report.reason()
+    names = {c.name for c in report.checks}
+    assert {"output", "causality", "batch_isolation", "determinism"} <= names
+    if entry.causal:
+        assert report.verified_causal
+        assert "streaming" in names  # forward agrees with step for every causal (stateful) gate
+
+
+def test_oracle_is_a_labelled_non_causal_ceiling():
+    report = run_conformance(get_gate("oracle"), SEQUENCE_INFO, None, seed=0)
+    causality = next(c for c in report.checks if c.name == "causality")
+    assert causality.skipped and "ceiling" in causality.detail
+    assert report.passed and not report.verified_causal
+
+
+@pytest.mark.parametrize(
+    "gate_id, check, words",
+    [
+        ("test-peek-future", "causality", "reads the future"),
+        ("test-batch-mix", "batch_isolation", "mixes information across the batch"),
+        ("test-step-mismatch", "streaming", "forward and repeated step disagree"),
+        ("test-nondeterministic", "determinism", "differ"),
+        ("test-wrong-shape", "output", "expected (B, T, E) = (4, 12, 4)"),
+    ],
+)
+def test_conformance_rejects_each_broken_gate(gate_id, check, words):
+    report = run_conformance(get_gate(gate_id), SEQUENCE_INFO, None, seed=0)
+    assert not report.passed
+    failed = {c.name: c.detail for c in report.checks if not (c.passed or c.skipped)}
+    assert check in failed, failed
+    assert words in failed[check]
+
+
+def test_peeking_is_caught_even_on_single_token_tasks():
+    info = TASK_INFOS["transition/precision-static"]
+    assert info.seq_len == 1
+    report = run_conformance(get_gate("test-peek-future"), info, None, seed=0)
+    assert "causality" in report.reason()
+
+
+@pytest.mark.parametrize("beta", [0.05, 0.5, 0.9, 0.999])
+def test_leaky_scan_matches_the_recurrence_on_long_sequences(beta):
+    torch.manual_seed(0)
+    memory = LeakyIntegrator(8, beta_init=beta)
+    x = torch.randn(3, 300, 8)
+    h0 = torch.randn(3, 8)
+    scanned = memory.scan(x, h0)
+    h, stepped = h0, []
+    for t in range(x.shape[1]):
+        h = memory.step(x[:, t], h)
+        stepped.append(h)
+    scale = 1 + torch.stack(stepped, 1).abs().max().item()
+    assert torch.allclose(scanned, torch.stack(stepped, 1), atol=1e-5 * scale, rtol=1e-5)
+
+
+def test_leaky_scan_gradient_is_finite_for_long_sequences():
+    # the masked upper triangle must not overflow into inf * 0 = NaN in the backward pass
+    memory = LeakyIntegrator(4, beta_init=0.01)
+    x = torch.randn(2, 400, 4, requires_grad=True)
+    memory.scan(x).sum().backward()
+    assert torch.isfinite(memory.raw.grad).all() and torch.isfinite(x.grad).all()
+
+
+def test_precision_update_equals_sequential_ema():
+    tracker = PrecisionTracker(4, momentum=0.95, var_init=0.5)
+    errors = torch.rand(16, 11, 4)
+    var = torch.full((4,), 0.5)
+    for s in range(errors.shape[1]):
+        var = 0.95 * var + 0.05 * errors[:, s].mean(0)
+    tracker.update(errors)
+    assert torch.allclose(tracker.var, var, atol=1e-6)
+    assert torch.allclose(tracker.pi(), 1 / (var + 1e-4), rtol=1e-5)
+
+
+def test_precision_converges_to_two_one_two_one_in_the_ablation():
+    # err_e = "expert e was not the correct one", targets 0 or 2 half the time each
+    tracker = PrecisionTracker(4)
+    targets = torch.tensor([0, 2] * 256)[:, None].expand(512, 11)
+    for _ in range(200):
+        error = (targets[..., None] != torch.arange(4)).float()
+        tracker.update(error)
+    assert torch.allclose(tracker.pi(), torch.tensor([2.0, 1.0, 2.0, 1.0]), rtol=1e-3)
+
+
+def test_composed_gate_observe_changes_only_precision_gates():
+    info = SEQUENCE_INFO
+    fb = Feedback(expert_error=torch.ones(2, 3, info.n_experts), step=0)
+    with_pi = get_gate("beta+pi").build(info)
+    before = with_pi.precision.var.clone()
+    with_pi.observe(fb)
+    assert not torch.equal(before, with_pi.precision.var)
+    with_pi.reset()
+    assert torch.equal(before, with_pi.precision.var)
+
+
+def test_unsupported_pairs_say_why():
+    ok, reason = get_gate("oracle").supports(TASK_INFOS["transition/early-signal"])
+    assert not ok and "next-domain" in reason
+    ok, reason = get_gate("beta").supports(TASK_INFOS["transition/precision-static"])
+    assert not ok and "two or more tokens" in reason

@@ -1,0 +1,118 @@
+"""End-to-end sweeps on the smoke profile: records, caching, determinism, failure handling."""
+
+from __future__ import annotations
+
+from suite.aggregate import aggregate
+from suite.families import get_family
+from suite.records import read_record
+from suite.seeding import RunSeeds
+
+ANT = "transition/anticipation"
+
+
+def _by_key(records):
+    return {(r.task.id, r.gate.id, r.seed_index): r for r in records}
+
+
+def test_sweep_writes_records_with_metrics_traces_and_provenance(sweep, tasks):
+    summary, records = sweep([ANT], ["affinity", "beta+ant", "oracle"])
+    assert (summary.ok, summary.failed, summary.cached) == (6, 0, 0)
+    assert len(records) == 6 and all(r.ok for r in records)
+    rec = _by_key(records)[(ANT, "beta+ant", 1)]
+    assert set(rec.metrics) == set(tasks[ANT].metrics)
+    assert 0.0 <= rec.metrics["acc_transition"] <= 1.0
+    trace = rec.traces["p_correct_by_position"]
+    assert trace["x"] == list(range(11)) and trace["marks"] == {"transition": 5}
+    assert rec.n_params > 0 and rec.wall_time_s > 0 and rec.peak_rss_mb > 0
+    prov = rec.provenance
+    assert prov.torch.startswith("2.13") and prov.torch_threads == 1
+    assert prov.seeds["data"] == RunSeeds(0, ANT, 1).data
+    spec = tasks[ANT].for_profile("smoke")
+    expected = get_family(spec.family).eval_dataset(spec, RunSeeds(0, ANT, 1))._fingerprint
+    assert prov.data_fingerprint == expected
+    assert rec.gate.source_hash and rec.task.spec_hash == spec.spec_hash()
+    assert rec.conformance["checks"]
+    # the same seed means the same data for every gate (paired comparisons)
+    fingerprints = {r.provenance.data_fingerprint for r in records if r.seed_index == 1}
+    assert len(fingerprints) == 1
+
+
+def test_rerun_is_a_cache_hit_and_an_interrupted_sweep_resumes(sweep):
+    first, records = sweep([ANT], ["affinity", "beta"])
+    assert first.ok == 4
+    again, _ = sweep([ANT], ["affinity", "beta"])
+    assert (again.cached, again.ok) == (4, 0)
+    lost = _by_key(records)[(ANT, "beta", 0)]
+    path = next(r.path for r in again.plan.runs if r.key == lost.key)
+    path.unlink()  # as if the sweep had stopped before this run
+    resumed, _ = sweep([ANT], ["affinity", "beta"])
+    assert (resumed.cached, resumed.ok) == (3, 1)
+
+
+def test_reruns_are_bit_identical_across_folders_and_executors(sweep, tmp_path):
+    gates = ["affinity", "beta+pi+ant", "mean-pool"]
+    _, a = sweep([ANT, "transition/precision-shift"], gates, results=tmp_path / "a")
+    _, b = sweep([ANT, "transition/precision-shift"], gates, results=tmp_path / "b")
+    _, c = sweep(
+        [ANT, "transition/precision-shift"], gates, results=tmp_path / "c", executor="inline"
+    )
+    a, b, c = _by_key(a), _by_key(b), _by_key(c)
+    assert a.keys() == b.keys() == c.keys() and len(a) >= 8
+    for key in a:
+        assert a[key].metrics == b[key].metrics == c[key].metrics, key
+        assert a[key].traces == b[key].traces == c[key].traces, key
+
+
+def test_a_changed_spec_misses_the_cache(sweep, tasks, tmp_path):
+    sweep([ANT], ["affinity"])
+    task = tasks[ANT]
+    tasks[ANT] = task.model_copy(update={"master_seed": 1})
+    try:
+        summary, records = sweep([ANT], ["affinity"])
+    finally:
+        tasks[ANT] = task
+    assert (summary.cached, summary.ok) == (0, 2)
+    assert len(records) == 4  # the old version's records stay, set aside as stale
+    agg = aggregate(records)
+    assert agg.tasks[0].stale_records == 2
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(sweep):
+    gates = ["affinity", "test-raises", "test-nan", "test-sleeps", "test-hog"]
+    summary, records = sweep([ANT], gates, seeds=1, time_limit_s=3, memory_mb=768)
+    by_gate = {r.gate.id: r for r in records}
+    assert by_gate["affinity"].ok
+    assert by_gate["test-raises"].status == "failed"
+    assert "RuntimeError: deliberate failure in training" in by_gate["test-raises"].reason
+    assert "Traceback" in by_gate["test-raises"].error
+    assert "NonFiniteError" in by_gate["test-nan"].reason
+    assert "time limit of 3 s" in by_gate["test-sleeps"].reason
+    assert "memory limit of 768 MiB" in by_gate["test-hog"].reason
+    assert summary.failed == 4 and summary.ok == 1
+    # failed runs are never served from the cache
+    again, _ = sweep([ANT], ["affinity", "test-raises"], seeds=1, time_limit_s=3)
+    assert (again.cached, again.failed) == (1, 1)
+
+
+def test_nonconformant_gates_are_rejected_and_never_ranked(sweep):
+    summary, records = sweep([ANT], ["affinity", "test-peek-future", "test-batch-mix", "oracle"])
+    assert summary.rejected == 4
+    rejected = [r for r in records if r.status == "rejected"]
+    assert {r.gate.id for r in rejected} == {"test-peek-future", "test-batch-mix"}
+    assert all(not r.metrics for r in rejected)
+    peek = next(r for r in rejected if r.gate.id == "test-peek-future")
+    assert "reads the future" in peek.reason
+    result = aggregate(records).tasks[0]
+    assert result.gates["test-peek-future"].status == "rejected"
+    assert result.gates["oracle"].status == "ceiling"
+    primary = result.task.primary_metric
+    assert result.gates["oracle"].cells[primary].rank is None
+    assert result.gates["test-peek-future"].cells[primary].rank is None
+    assert result.gates["affinity"].cells[primary].rank == 1
+
+
+def test_records_are_written_atomically(sweep):
+    summary, _ = sweep([ANT], ["affinity"], seeds=1)
+    folder = summary.plan.runs[0].path.parent
+    assert not list(folder.glob(".*.tmp"))
+    assert read_record(summary.plan.runs[0].path) is not None
