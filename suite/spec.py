@@ -25,6 +25,7 @@ from suite.errors import SpecError
 from suite.yamlio import load_yaml
 
 SPECS_DIR = Path(__file__).parent / "specs"
+LOCK_FILE = SPECS_DIR / "versions.lock.json"
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 ProfileName = Literal["smoke", "default", "paper"]
 TASK_ID_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)+$"
@@ -355,3 +356,40 @@ def select_tasks(
 def slug(text: str) -> str:
     """A file-system-safe name for a task or gate id."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__").replace("+", "-plus-"))
+
+
+# -- the version lock ------------------------------------------------------------------------
+# Each spec's paper-profile hash is recorded per version, so a change of content without a
+# version bump (or a bump without a recorded hash) fails the tests instead of passing silently.
+
+
+def lock_problems(tasks: list[TaskSpec], lock_file: Path = LOCK_FILE) -> list[str]:
+    lock = json.loads(lock_file.read_text()) if lock_file.exists() else {}
+    problems = []
+    for task in tasks:
+        digest = task.for_profile("paper").spec_hash()
+        entry = lock.get(task.id)
+        if entry is None:
+            problems.append(f"{task.id}: not in {lock_file.name}")
+        elif entry["version"] == task.version and entry["hash"] != digest:
+            problems.append(
+                f"{task.id}: its content changed but its version is still {task.version}; "
+                "bump 'version' in the spec"
+            )
+        elif entry["version"] != task.version:
+            problems.append(f"{task.id}: version {task.version} is not recorded yet")
+    return problems
+
+
+def update_lock(tasks: list[TaskSpec], lock_file: Path = LOCK_FILE) -> None:
+    lock = {t.id: {"version": t.version, "hash": t.for_profile("paper").spec_hash()} for t in tasks}
+    lock_file.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":  # python -m suite.spec --update-lock
+    import sys
+
+    if sys.argv[1:] != ["--update-lock"]:
+        raise SystemExit("usage: python -m suite.spec --update-lock")
+    update_lock(load_all_tasks())
+    print(f"wrote {LOCK_FILE}")

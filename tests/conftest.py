@@ -36,7 +36,8 @@ def sweep(tasks: dict[str, TaskSpec], tmp_path: Path) -> SweepFn:
     ) -> tuple[SweepSummary, list[RunRecord]]:
         results = results or tmp_path / "results"
         options.setdefault("workers", 2)
-        opts = SweepOptions(profile="smoke", results=results, **options)
+        options.setdefault("profile", "smoke")
+        opts = SweepOptions(results=results, **options)
         summary = Sweep(opts, log=lambda msg: None).run(
             [tasks[t] for t in task_ids], [get_gate(g) for g in gate_ids]
         )

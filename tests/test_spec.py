@@ -8,7 +8,15 @@ import pytest
 import yaml
 
 from suite.errors import SpecError
-from suite.spec import PROFILES, SPECS_DIR, load_all_tasks, load_task_file, select_tasks
+from suite.spec import (
+    PROFILES,
+    SPECS_DIR,
+    load_all_tasks,
+    load_task_file,
+    lock_problems,
+    select_tasks,
+    update_lock,
+)
 
 ANTICIPATION = SPECS_DIR / "transition" / "anticipation.yaml"
 
@@ -169,3 +177,21 @@ def test_select_tasks_by_prefix_family_and_typo(tasks):
         select_tasks(all_tasks, ["transition/anticipatoin"])
     with pytest.raises(SpecError, match="No tasks in family"):
         select_tasks(all_tasks, family="lm")
+
+
+def test_spec_contents_match_their_locked_versions():
+    problems = lock_problems(load_all_tasks())
+    assert not problems, (
+        "\n".join(problems) + "\nAfter bumping versions run: python -m suite.spec --update-lock"
+    )
+
+
+def test_the_lock_catches_an_edit_without_a_version_bump(tasks, tmp_path):
+    lock = tmp_path / "lock.json"
+    task = tasks["transition/anticipation"]
+    update_lock([task], lock)
+    assert lock_problems([task], lock) == []
+    edited = task.model_copy(update={"train": task.train.model_copy(update={"lr": 0.01})})
+    assert "bump 'version'" in lock_problems([edited], lock)[0]
+    bumped = edited.model_copy(update={"version": 2})
+    assert "not recorded yet" in lock_problems([bumped], lock)[0]
