@@ -59,9 +59,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(name="run-all", python=PYTHON, default=False)
 def run_all(session: nox.Session) -> None:
-    """Every task × every registered gate × the spec's seeds, default profile, on the CPU."""
+    """Every task × every registered gate × the spec's seeds, default profile, on the CPU; then
+    the results site (the last line prints the path to open)."""
     _install(session)
-    session.run("gatebench", "run", "--profile", "default", *session.posargs)
+    session.run("gatebench", "run", "--profile", "default", "--site", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -69,6 +70,13 @@ def run(session: nox.Session) -> None:
     """`gatebench run` with the arguments after `--` (e.g. -- --task transition/anticipation)."""
     _install(session)
     session.run("gatebench", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def site(session: nox.Session) -> None:
+    """Render the static results site from results/ (arguments go to `gatebench site`)."""
+    _install(session)
+    session.run("gatebench", "site", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -5,7 +5,9 @@
    (the shape of the public prototypes, which loop over time).
 2. The leaky-integrator scan (O(T^2 D), no Python loop) against its recurrence, forward and
    backward, at several sequence lengths.
-3. The wall time of the paper profile of ``transition/anticipation`` for the 9 gates of Table 5 ×
+3. Rendering the results site from disk for 20 gates × 15 tasks × 5 seeds of synthetic records
+   (load, aggregate with bootstraps, render, export; the target is under 5 s).
+4. The wall time of the paper profile of ``transition/anticipation`` for the 9 gates of Table 5 ×
    5 seeds × 800 epochs through the real runner (fresh results folder, all CPUs).
 
 Results are printed and written to ``results/bench.json``.
@@ -111,6 +113,21 @@ def scan_cost(T: int, batch: int, repeats: int = 20) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
+def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> tuple[float, int]:
+    """(seconds, pages) to build the site from records on disk, as `gatebench site` does."""
+    from suite.records import write_record
+    from suite.synthetic import synthetic_records
+    from suite.website.build import build_site
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp)
+        for i, rec in enumerate(synthetic_records(n_gates, n_tasks, n_seeds)):
+            write_record(results / "runs" / f"{i:05d}.json", rec)
+        started = time.perf_counter()
+        summary = build_site(results)
+        return time.perf_counter() - started, summary.pages
+
+
 def ablation_wall_time(workers: int) -> float:
     tasks = [t for t in load_all_tasks() if t.id == TASK]
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         scan, loop = scan_cost(T, batch)
         report["scan_ms"][str(T)] = {"batch": batch, "scan": scan, "recurrence": loop}  # type: ignore[index]
         print(f"{T:>5} {batch:>6} {scan:9.2f} {loop:14.2f}")
+    seconds, pages = site_render_time()
+    report["site_render_s"] = {"gates": 20, "tasks": 15, "seeds": 5, "seconds": seconds}
+    print(
+        f"\nSite for 20 gates × 15 tasks × 5 seeds (1500 records): {pages} pages in {seconds:.2f} s"
+    )
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

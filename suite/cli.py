@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suite.errors import GateBenchError
-from suite.records import RunRecord, TaskRef
 from suite.spec import PROFILES
 
 
@@ -54,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
     run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     run.add_argument("--quiet", action="store_true", help="do not print the report table")
+    run.add_argument("--site", action="store_true", help="render the results site at the end")
+
+    site = sub.add_parser("site", help="render the static results site from the run records")
+    site.add_argument("--results", type=Path, default=Path("results"))
+    site.add_argument("--out", type=Path, help="output folder (default: RESULTS/site)")
+    site.add_argument(
+        "--profile", choices=PROFILES, help="show the records matching this profile's current specs"
+    )
 
     rep = sub.add_parser("report", help="statistics over the run records")
     rep.add_argument("--results", type=Path, default=Path("results"))
@@ -117,35 +124,11 @@ def _list(args: argparse.Namespace) -> int:
 def _print_report(
     results: Path, fmt: str, profile: str | None = None, task_ids: Sequence[str] = ()
 ) -> None:
-    """Report the records matching the current specs of ``profile`` (default: for each task, the
-    profile of its newest record); records of tasks without a spec are reported as they are."""
-    from suite.aggregate import aggregate, report_rows
-    from suite.plan import task_ref
-    from suite.records import iter_records
+    from suite.aggregate import report_rows
     from suite.report import render_text
-    from suite.spec import load_all_tasks, select_tasks
+    from suite.results import load_results
 
-    bad: list[Path] = []
-    records = list(iter_records(results, bad))
-    specs = {t.id: t for t in select_tasks(load_all_tasks(), task_ids)}
-    newest: dict[str, RunRecord] = {}
-    for rec in records:
-        if (
-            rec.task.id not in newest
-            or rec.provenance.created_at > newest[rec.task.id].provenance.created_at
-        ):
-            newest[rec.task.id] = rec
-    current: dict[str, TaskRef | None] = {}
-    for task_id, rec in newest.items():
-        spec = specs.get(task_id)
-        if spec is not None:
-            chosen = profile or rec.profile.split("+")[0]
-            current[task_id] = task_ref(
-                spec.for_profile(chosen), spec.for_profile("paper").spec_hash()
-            )
-        elif not task_ids:
-            current[task_id] = None
-    agg = aggregate(records, current, unreadable=len(bad))
+    agg, _ = load_results(results, profile, task_ids)
     if fmt == "json":
         print(json.dumps(report_rows(agg), indent=1))
     else:
@@ -181,7 +164,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"\n{len(summary.failures)} runs failed:", file=sys.stderr)
         for line in summary.failures:
             print(f"  {line}", file=sys.stderr)
+    if args.site:
+        _render_site(args.results, None, args.profile)
     return 1 if args.strict and (summary.failed or summary.rejected) else 0
+
+
+def _render_site(results: Path, out: Path | None, profile: str | None) -> None:
+    from suite.website.build import build_site
+
+    summary = build_site(results, out, profile)
+    print(
+        f"\nSite: {summary.pages} pages in {summary.seconds:.1f} s. "
+        f"Open file://{summary.index.resolve()}"
+    )
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -199,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, argv)
         if args.command == "report":
             return _report(args)
+        if args.command == "site":
+            _render_site(args.results, args.out, args.profile)
+            return 0
     except GateBenchError as exc:
         print(f"gatebench: error: {exc}", file=sys.stderr)
         return 2

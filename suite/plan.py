@@ -36,7 +36,10 @@ def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
         ceiling_gate=spec.ceiling_gate,
         metrics={
             name: MetricRef(
-                description=m.description, higher_is_better=m.higher_is_better, unit=m.unit
+                description=m.description,
+                higher_is_better=m.higher_is_better,
+                unit=m.unit,
+                ideal=m.ideal,
             )
             for name, m in spec.metric_info().items()
         },

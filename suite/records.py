@@ -28,6 +28,7 @@ class MetricRef(_Model):
     description: str
     higher_is_better: bool
     unit: str = ""
+    ideal: float | None = None
 
 
 class TaskRef(_Model):

@@ -45,6 +45,9 @@ class MetricInfo:
     description: str
     higher_is_better: bool
     unit: str = ""
+    ideal: float | None = (
+        None  # the best possible value; the normalised score's 1 without a ceiling
+    )
 
 
 class Source(StrictModel):

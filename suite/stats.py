@@ -179,3 +179,34 @@ def shared_ranks(
             better = sum(1 for o, (_, hi) in intervals.items() if o != name and hi < low)
         ranks[name] = 1 + better
     return ranks
+
+
+def iqm(values: Sequence[float] | np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle half (the same cut as trim_mean(x, 0.25))."""
+    arr = np.sort(np.asarray(values, dtype=np.float64))
+    cut = int(0.25 * arr.size)
+    return float(arr[cut : arr.size - cut].mean())
+
+
+def stratified_bootstrap_iqm(
+    groups: Sequence[Sequence[float]],
+    seed: int,
+    level: float = LEVEL,
+    resamples: int = 2000,
+) -> tuple[float, float, float]:
+    """(IQM, low, high) over pooled groups (tasks), resampling runs (seeds) within each group,
+    as rliable does for scores across tasks."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("no values to aggregate")
+    point = iqm(np.concatenate(arrays))
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate(
+        [a[rng.integers(0, a.size, size=(resamples, a.size))] for a in arrays], axis=1
+    )  # (resamples, total runs)
+    pooled.sort(axis=1)
+    cut = int(0.25 * pooled.shape[1])
+    stats = pooled[:, cut : pooled.shape[1] - cut].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    return point, float(low), float(high)

@@ -89,3 +89,24 @@ def test_shared_ranks_tie_overlapping_intervals():
     assert ranks == {"a": 1, "b": 1, "c": 3}
     lower = shared_ranks({"a": (0.1, 0.2), "b": (0.5, 0.6)}, higher_is_better=False)
     assert lower == {"a": 1, "b": 2}
+
+
+def test_iqm_matches_trimmed_mean():
+    from suite.stats import iqm
+
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 100]) == pytest.approx(4.5)  # drops 1, 2 and 7, 100
+    assert iqm([3.0]) == 3.0
+
+
+def test_stratified_bootstrap_resamples_within_groups():
+    from suite.stats import stratified_bootstrap_iqm
+
+    constant = stratified_bootstrap_iqm([[1.0, 1.0], [1.0, 1.0, 1.0]], seed=0)
+    assert constant == (1.0, 1.0, 1.0)
+    point, low, high = stratified_bootstrap_iqm([[0.1, 0.2, 0.3], [0.5, 0.6, 0.9]], seed=0)
+    assert low <= point <= high and high - low > 0
+    assert stratified_bootstrap_iqm([[0.1, 0.2, 0.3], [0.5, 0.6, 0.9]], seed=0) == (
+        point,
+        low,
+        high,
+    )

@@ -16,15 +16,25 @@ from suite.spec import MetricInfo, StrictModel, TaskSpec
 ROUTING_METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in [
-        MetricInfo("acc_all", "argmax(gate) == correct expert, over all scored positions", True),
-        MetricInfo("p_correct_all", "gate probability on the correct expert, all positions", True),
         MetricInfo(
-            "acc_transition", "argmax accuracy at the transition step (domain switch)", True
+            "acc_all", "argmax(gate) == correct expert, over all scored positions", True, "", 1.0
+        ),
+        MetricInfo(
+            "p_correct_all", "gate probability on the correct expert, all positions", True, "", 1.0
+        ),
+        MetricInfo(
+            "acc_transition",
+            "argmax accuracy at the transition step (domain switch)",
+            True,
+            "",
+            1.0,
         ),
         MetricInfo(
             "p_correct_transition",
             "gate probability on the correct expert at the transition step",
             True,
+            "",
+            1.0,
         ),
         MetricInfo(
             "k99_transition",
@@ -32,6 +42,7 @@ ROUTING_METRICS: dict[str, MetricInfo] = {
             "ceil(log 0.01 / log(1 - p_correct_transition))",
             False,
             "experts",
+            1.0,
         ),
     ]
 }
@@ -39,10 +50,18 @@ ROUTING_METRICS: dict[str, MetricInfo] = {
 MIXTURE_METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in [
-        MetricInfo("loss_early", "MSE of the gated expert mixture, first eval_window steps", False),
-        MetricInfo("loss_final", "MSE of the gated expert mixture, last eval_window steps", False),
         MetricInfo(
-            "loss_after_shift", "MSE over the eval_window steps after the reliability shift", False
+            "loss_early", "MSE of the gated expert mixture, first eval_window steps", False, "", 0.0
+        ),
+        MetricInfo(
+            "loss_final", "MSE of the gated expert mixture, last eval_window steps", False, "", 0.0
+        ),
+        MetricInfo(
+            "loss_after_shift",
+            "MSE over the eval_window steps after the reliability shift",
+            False,
+            "",
+            0.0,
         ),
         MetricInfo("pi_contrast", "largest / smallest precision Pi at the end of training", True),
         MetricInfo(
