@@ -79,6 +79,20 @@ def site(session: nox.Session) -> None:
     session.run("gatebench", "site", *session.posargs)
 
 
+@nox.session(name="new-submission", python=PYTHON, default=False)
+def new_submission(session: nox.Session) -> None:
+    """Scaffold submissions/NAME from the template: `nox -s new-submission -- NAME`."""
+    _install(session)
+    session.run("gatebench", "new-submission", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def submit(session: nox.Session) -> None:
+    """Check and run a submission: `nox -s submit -- submissions/NAME`."""
+    _install(session)
+    session.run("gatebench", "submit", *session.posargs)
+
+
 @nox.session(python=PYTHON, default=False)
 def reproduce(session: nox.Session) -> None:
     """The paper profile (the papers' exact scale), then the claims' verdicts."""

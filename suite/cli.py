@@ -54,6 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     run.add_argument("--quiet", action="store_true", help="do not print the report table")
     run.add_argument("--site", action="store_true", help="render the results site at the end")
+    run.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="folder of submitted gates to include (default: submissions)",
+    )
+
+    new = sub.add_parser("new-submission", help="scaffold submissions/NAME from the template")
+    new.add_argument("name")
+    new.add_argument("--dir", type=Path, default=Path("submissions"))
+
+    submit = sub.add_parser(
+        "submit", help="check and run one submission on every task of its families"
+    )
+    submit.add_argument("path", type=Path, help="the submission folder")
+    submit.add_argument("--profile", choices=PROFILES, default="default")
+    submit.add_argument("--seeds", type=int, help="number of seeds (default: the spec's)")
+    submit.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    submit.add_argument("--results", type=Path, default=Path("results"))
+    submit.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
+    submit.add_argument("--no-site", action="store_true", help="do not re-render the site")
 
     site = sub.add_parser("site", help="render the static results site from the run records")
     site.add_argument("--results", type=Path, default=Path("results"))
@@ -139,9 +160,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from suite.registry import all_gates, get_gate
     from suite.runner import Sweep, SweepOptions, default_workers
     from suite.spec import load_all_tasks, select_tasks
+    from suite.submissions import discover
+    from suite.submit import load_submissions
 
     tasks = select_tasks(load_all_tasks(), args.task, args.family)
-    gates = [get_gate(g) for g in args.gate] if args.gate else all_gates()
     if args.seeds is not None and args.seeds < 1:
         raise GateBenchError("--seeds must be at least 1.")
     options = SweepOptions(
@@ -156,6 +178,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,
     )
+    baselines = [g for g in all_gates() if g.origin == "baseline"]
+    folders = discover(args.submissions)
+    wanted = set(args.gate)
+    if wanted:  # only the submissions asked for, found by their folder's name
+        folders = [f for f in folders if f.name in wanted]
+    loaded = load_submissions(folders, tasks, options)
+    for error in loaded.errors:
+        print(f"gatebench: submission skipped: {error}", file=sys.stderr)
+    by_id = {g.id: g for g in [*baselines, *loaded.entries]}
+    if wanted:
+        gates = [by_id[g] if g in by_id else get_gate(g) for g in args.gate]
+    else:
+        gates = list(by_id.values())
     summary = Sweep(options).run(tasks, gates)
     if not args.quiet:
         print()
@@ -179,6 +214,35 @@ def _render_site(results: Path, out: Path | None, profile: str | None) -> None:
     )
 
 
+def _new_submission(args: argparse.Namespace) -> int:
+    from suite.scaffold import new_submission
+
+    folder = new_submission(args.name, args.dir)
+    print(f"Created {folder}/ (submission.yaml, gate.py, README.md).")
+    print(f"Edit gate.py, then run: gatebench submit {folder}")
+    return 0
+
+
+def _submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from suite.runner import SweepOptions, default_workers
+    from suite.submit import render_summary, submit
+
+    options = SweepOptions(
+        profile=args.profile,
+        seeds=args.seeds,
+        workers=default_workers() if args.workers is None else args.workers,
+        results=args.results,
+        command="gatebench " + " ".join(shlex.quote(a) for a in argv),
+        time_limit_s=args.time_limit,
+    )
+    result = submit(args.path, options, lambda msg: print(msg, file=sys.stderr, flush=True))
+    print()
+    print(render_summary(result))
+    if not args.no_site:
+        _render_site(args.results, None, args.profile)
+    return 0 if result.ok else 1
+
+
 def _report(args: argparse.Namespace) -> int:
     _print_report(args.results, args.format, args.profile, args.task)
     return 0
@@ -197,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "site":
             _render_site(args.results, args.out, args.profile)
             return 0
+        if args.command == "new-submission":
+            return _new_submission(args)
+        if args.command == "submit":
+            return _submit(args, argv)
     except GateBenchError as exc:
         print(f"gatebench: error: {exc}", file=sys.stderr)
         return 2

@@ -172,6 +172,27 @@ def check_streaming(gate: RouterGate, x: Tensor) -> CheckResult:
     )
 
 
+def check_parameter_budget(
+    gate: RouterGate, task_limit: int | None, declared: int | None
+) -> CheckResult:
+    """Trainable parameters within the task's limit and the manifest's declared budget."""
+    n = sum(p.numel() for p in gate.parameters() if p.requires_grad)
+    for limit, whose in ((task_limit, "the task allows"), (declared, "the manifest declares")):
+        if limit is not None and n > limit:
+            return CheckResult(
+                name="parameter_budget",
+                passed=False,
+                detail=f"{whose} at most {limit:,} trainable parameters; this gate has {n:,}. "
+                "Shrink the gate (or correct parameter_budget in submission.yaml).",
+            )
+    limits = [f"{v:,}" for v in (task_limit, declared) if v is not None]
+    return CheckResult(
+        name="parameter_budget",
+        passed=True,
+        detail=f"{n:,} trainable parameters" + (f" (limit {min(limits)})" if limits else ""),
+    )
+
+
 def _train_briefly(
     build: Callable[[], RouterGate], x: Tensor, n_experts: int, seed: int
 ) -> tuple[RouterGate, Tensor]:
@@ -216,7 +237,12 @@ def check_determinism(
 
 
 def run_conformance(
-    entry: GateEntry, info: TaskInfo, overrides: Mapping[str, Any] | None, seed: int
+    entry: GateEntry,
+    info: TaskInfo,
+    overrides: Mapping[str, Any] | None,
+    seed: int,
+    max_params: int | None = None,
+    declared_budget: int | None = None,
 ) -> ConformanceReport:
     """Every check, in order; a check that raises fails with the exception's message."""
     length = max(info.seq_len, MIN_LENGTH)
@@ -253,6 +279,7 @@ def run_conformance(
             gate=entry.id, declared_causal=entry.causal, shape=shape, checks=checks
         )
     gate = gate_box[0]
+    attempt("parameter_budget", lambda: check_parameter_budget(gate, max_params, declared_budget))
     x = _inputs(info, seed, "x", length)
     if not attempt("output", lambda: check_output(gate, x, info.n_experts)):
         return ConformanceReport(

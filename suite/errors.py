@@ -16,5 +16,9 @@ class RegistryError(GateBenchError):
     """An unknown or duplicate gate / task / family name."""
 
 
+class SubmissionError(GateBenchError):
+    """A submission folder, manifest or module is malformed; the message names the file."""
+
+
 class RunError(GateBenchError):
     """A run could not start (bad device, bad results folder, ...)."""

@@ -75,11 +75,25 @@ def execute_conformance(payload: dict[str, Any]) -> dict[str, Any]:
     entry = resolve_ref(payload["gate"])
     info = family.task_info(spec)
     seed = RunSeeds(spec.master_seed, spec.id, 0).init
-    report = run_conformance(entry, info, payload["gate"].get("params_override"), seed)
+    report = run_conformance(
+        entry,
+        info,
+        payload["gate"].get("params_override"),
+        seed,
+        max_params=spec.limits.max_params,
+        declared_budget=payload["gate"].get("parameter_budget"),
+    )
     return report.model_dump(mode="json")
 
 
-JOB_FUNCTIONS = {"run": execute_run, "conformance": execute_conformance}
+def execute_inspect(payload: dict[str, Any]) -> dict[str, Any]:
+    """Import a submission and report what the parent needs to plan its runs."""
+    from suite.submissions import execute_inspect as inspect_submission
+
+    return inspect_submission(payload)
+
+
+JOB_FUNCTIONS = {"run": execute_run, "conformance": execute_conformance, "inspect": execute_inspect}
 
 
 def execute(kind: str, payload: dict[str, Any]) -> dict[str, Any]:

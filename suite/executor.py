@@ -1,7 +1,8 @@
 """Executors: where jobs run. Every job is untrusted code with a time and a memory limit.
 
 ``ProcessExecutor`` (the default) gives each job its own process, forked from a server that has
-already imported torch, so a start costs milliseconds. A job that raises, overruns its time limit
+already imported torch, so a start costs milliseconds, confined by ``suite.sandbox`` (its own
+scratch folder, no writes elsewhere, bounded memory). A job that raises, overruns its time limit
 (killed), exceeds its memory allowance or dies becomes a failed result with the reason; the other
 jobs go on. ``InlineExecutor`` runs jobs in this process, for debugging (``--workers 0``).
 ``DaskExecutor`` sends jobs to a ``distributed`` cluster.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import resource
+import shutil
+import tempfile
 import time
 import traceback
 import uuid
@@ -19,9 +21,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Protocol
 
 from suite.execute import execute
+from suite.sandbox import confine
 
 KILL_GRACE_S = 5.0  # runs stop themselves at their deadline; the kill is the backstop
 
@@ -53,20 +57,6 @@ class Executor(Protocol):
     def run(self, jobs: Iterable[Job], on_done: OnDone) -> None: ...
 
 
-def _vm_size_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _limit_memory(memory_mb: int) -> None:
-    """Cap the address space at what the process already maps plus ``memory_mb``."""
-    limit = _vm_size_bytes() + memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def _explain(exc: BaseException, job_kind: str, memory_mb: int | None) -> str:
     text = str(exc)
     if isinstance(exc, MemoryError) or "can't allocate memory" in text or "std::bad_alloc" in text:
@@ -84,12 +74,14 @@ def _run_guarded(kind: str, payload: dict[str, Any], memory_mb: int | None) -> t
 
 
 def _child_main(
-    kind: str, payload: dict[str, Any], memory_mb: int | None, conn: Connection
+    kind: str, payload: dict[str, Any], memory_mb: int | None, scratch: str, conn: Connection
 ) -> None:
     try:
-        if memory_mb:
-            _limit_memory(memory_mb)
-        conn.send(_run_guarded(kind, payload, memory_mb))
+        sandbox = confine(Path(scratch), memory_mb)
+        status, value, detail = _run_guarded(kind, payload, memory_mb)
+        if status == "ok" and isinstance(value, dict):
+            value["sandbox"] = sandbox
+        conn.send((status, value, detail))
     except BaseException:  # the pipe itself failed (e.g. an unpicklable value)
         with contextlib.suppress(BaseException):
             conn.send(("error", "the job's result could not be sent back", traceback.format_exc()))
@@ -116,6 +108,11 @@ class _Running:
     job: Job
     process: Any
     started: float
+    scratch: str
+
+    def finish(self) -> None:
+        self.process.join()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class ProcessExecutor:
@@ -148,16 +145,17 @@ class ProcessExecutor:
             while pending or running:
                 while pending and len(running) < self.workers:
                     job = pending.popleft()
+                    scratch = tempfile.mkdtemp(prefix="gatebench-run-")
                     recv, send = ctx.Pipe(duplex=False)
                     proc = ctx.Process(
                         target=_child_main,
-                        args=(job.kind, job.payload, job.memory_mb, send),
+                        args=(job.kind, job.payload, job.memory_mb, scratch, send),
                         name=f"gatebench: {job.label}",
                         daemon=True,
                     )
                     proc.start()
                     send.close()
-                    running[recv] = _Running(job, proc, time.monotonic())
+                    running[recv] = _Running(job, proc, time.monotonic(), scratch)
                 now = time.monotonic()
                 timeout = min(
                     r.started + r.job.time_limit_s + KILL_GRACE_S - now for r in running.values()
@@ -170,7 +168,7 @@ class ProcessExecutor:
                     if now > item.started + item.job.time_limit_s + KILL_GRACE_S:
                         running.pop(conn)
                         item.process.kill()
-                        item.process.join()
+                        item.finish()
                         conn.close()
                         limit = item.job.time_limit_s
                         on_done(
@@ -186,7 +184,7 @@ class ProcessExecutor:
         finally:
             for conn, item in running.items():
                 item.process.kill()
-                item.process.join()
+                item.finish()
                 conn.close()
 
     @staticmethod
@@ -195,7 +193,7 @@ class ProcessExecutor:
         try:
             status, value, detail = conn.recv()
         except (EOFError, OSError):
-            item.process.join()
+            item.finish()
             code = item.process.exitcode
             why = (
                 f"killed by signal {-code} (often the system's out-of-memory killer)"
@@ -205,7 +203,7 @@ class ProcessExecutor:
             return JobResult(item.job, False, None, f"the run's process died: {why}", None, wall)
         finally:
             conn.close()
-        item.process.join()
+        item.finish()
         if status == "ok":
             return JobResult(item.job, True, value, None, None, wall)
         return JobResult(item.job, False, None, value, detail, wall)

@@ -109,6 +109,7 @@ class Pair:
             equation=g.equation,
             causal=g.causal,
             params=self.params,
+            authors=list(g.authors),
             source_hash=self.source_hash,
         )
 

@@ -63,6 +63,7 @@ class GateRef(_Model):
     equation: str = ""
     causal: bool
     params: dict[str, Any] = Field(default_factory=dict)
+    authors: list[str] = Field(default_factory=list)
     source_hash: str
 
 
@@ -79,6 +80,7 @@ class Provenance(_Model):
     data_fingerprint: str = ""
     seeds: dict[str, int] = Field(default_factory=dict)
     command: str = ""
+    sandbox: str = ""
     created_at: str
 
 

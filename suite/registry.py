@@ -179,12 +179,13 @@ def load_baselines() -> None:
 
 
 def resolve_ref(ref: Mapping[str, Any]) -> GateEntry:
-    """Find an entry in a fresh process from ``GateEntry.ref()``."""
-    if ref.get("module_file"):
-        from suite.submissions import load_submission_module
+    """Find an entry in a worker process from ``ref()`` (a module name, or a submission folder
+    whose code is imported here, in the worker, never in the parent)."""
+    if ref.get("submission_dir"):
+        from suite.submissions import register_submission
 
-        load_submission_module(Path(ref["module_file"]))
-    elif ref["id"] not in _GATES:
+        return register_submission(Path(ref["submission_dir"]))
+    if ref["id"] not in _GATES:
         importlib.import_module(ref["module"])
     return get_gate(ref["id"])
 

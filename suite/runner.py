@@ -143,6 +143,7 @@ class Sweep:
             torch_threads=value.get("torch_threads", 1),
             data_fingerprint=value.get("data_fingerprint", ""),
             seeds=value.get("seeds", {}),
+            sandbox=value.get("sandbox", ""),
             created_at=now(),
         )
         return RunRecord(

@@ -59,6 +59,9 @@ class Source(StrictModel):
 class Limits(StrictModel):
     time_s: float = Field(900.0, gt=0, description="Wall-time limit of one run, in seconds.")
     memory_mb: int = Field(4096, gt=0, description="Address-space allowance of one run, in MiB.")
+    max_params: int | None = Field(
+        None, gt=0, description="Most trainable parameters a gate may have on this task."
+    )
 
 
 class TrainSpec(StrictModel):
@@ -248,11 +251,11 @@ def _validate(
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe_error(model, err) for err in exc.errors()]
+        lines = [describe_validation_error(model, err) for err in exc.errors()]
         raise SpecError(f"{path}: {context}" + f"\n{path}: {context}".join(lines)) from None
 
 
-def _describe_error(model: type[BaseModel], err: Mapping[str, Any]) -> str:
+def describe_validation_error(model: type[BaseModel], err: Mapping[str, Any]) -> str:
     loc = [str(p) for p in err["loc"]]
     field = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":

@@ -50,3 +50,18 @@ def test_every_cli_subcommand_in_the_readme_parses():
     subcommands = set(_parser()._subparsers._group_actions[0].choices)
     for match in re.findall(r"^gatebench (\w[\w-]*)", (ROOT / "README.md").read_text(), re.M):
         assert match in subcommands
+
+
+def test_submitting_guide_lists_exactly_the_checks_the_harness_runs():
+    from suite.conformance import run_conformance
+    from suite.families import get_family
+    from suite.registry import get_gate
+    from suite.spec import load_all_tasks
+
+    task = next(t for t in load_all_tasks() if t.id == "transition/anticipation")
+    info = get_family(task.family).task_info(task)
+    ran = {c.name for c in run_conformance(get_gate("affinity"), info, None, seed=0).checks}
+    guide = (ROOT / "SUBMITTING.md").read_text()
+    table = guide.split("| check | what it does |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| ([a-z_]+) \|", table, re.M))
+    assert documented == ran

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from suite.aggregate import aggregate
 from suite.families import get_family
 from suite.records import read_record
+from suite.sandbox import landlock_abi
 from suite.seeding import RunSeeds
 
 ANT = "transition/anticipation"
@@ -116,3 +119,21 @@ def test_records_are_written_atomically(sweep):
     folder = summary.plan.runs[0].path.parent
     assert not list(folder.glob(".*.tmp"))
     assert read_record(summary.plan.runs[0].path) is not None
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+def test_a_run_cannot_write_into_the_results_folder(sweep, tasks, tmp_path):
+    results = tmp_path / "results"
+    forged = results / "runs" / "forged.json"
+    task = tasks[ANT]
+    tasks[ANT] = task.model_copy(update={"gate_params": {"test-writes": {"target": str(forged)}}})
+    try:
+        _, records = sweep([ANT], ["affinity", "test-writes"], seeds=1, results=results)
+    finally:
+        tasks[ANT] = task
+    by_gate = {r.gate.id: r for r in records}
+    assert by_gate["affinity"].ok
+    assert by_gate["affinity"].provenance.sandbox.startswith("landlock")
+    assert by_gate["test-writes"].status == "failed"
+    assert "PermissionError" in by_gate["test-writes"].reason
+    assert not forged.exists()
