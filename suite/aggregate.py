@@ -66,12 +66,26 @@ class AblationResult:
 
 
 @dataclass
+class RobustnessRow:
+    """How much of a gate's gain over the reference on a base task survives its variant."""
+
+    gate: str
+    base_gain: Summary | None
+    variant_gain: Summary | None
+    retained: float | None  # variant gain / base gain; None without a base gain to keep
+
+
+MIN_GAIN = 0.01  # below this the base task shows no gain whose survival could be measured
+
+
+@dataclass
 class TaskResult:
     task: TaskRef
     profile: str
     gates: dict[str, GateResult]
     ablation: AblationResult | None = None
     claims: list[ClaimVerdict] = field(default_factory=list)
+    robustness: list[RobustnessRow] = field(default_factory=list)
     stale_records: int = 0
 
     def metric_cells(self, metric: str) -> dict[str, Cell]:
@@ -252,7 +266,31 @@ def aggregate(
         result.ablation = _ablation(result)
         result.claims = _claims(result)
         results.append(result)
+    by_id = {r.task.id: r for r in results}
+    for result in results:
+        base = by_id.get(result.task.variant_of or "")
+        if base is not None:
+            result.robustness = _robustness(base, result)
     return Aggregate(results, unreadable)
+
+
+def _robustness(base: TaskResult, variant: TaskResult) -> list[RobustnessRow]:
+    """Per ranked gate on both tasks: the paired gain over the reference on the primary metric,
+    and the fraction of the base task's gain that the variant keeps."""
+    metric = variant.task.primary_metric
+    rows = []
+    for gate_id, vres in variant.gates.items():
+        bres = base.gates.get(gate_id)
+        if bres is None or not (vres.ranked and bres.ranked) or gate_id == base.task.reference_gate:
+            continue
+        b = bres.cells[metric].delta if metric in bres.cells else None
+        v = vres.cells[metric].delta if metric in vres.cells else None
+        retained = (
+            v.mean / b.mean if b is not None and v is not None and abs(b.mean) >= MIN_GAIN else None
+        )
+        rows.append(RobustnessRow(gate_id, b, v, retained))
+    rows.sort(key=lambda r: -(r.base_gain.mean if r.base_gain else float("-inf")))
+    return rows
 
 
 def report_rows(agg: Aggregate) -> list[dict[str, Any]]:

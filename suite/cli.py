@@ -25,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list tasks or gates")
     ls.add_argument("what", choices=["tasks", "gates"])
     ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="also list the submissions here (read from their manifests)",
+    )
 
     run = sub.add_parser("run", help="run tasks × gates × seeds and write run records")
     run.add_argument(
@@ -120,7 +126,9 @@ def _list(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['id']:<{width}}  {r['primary_metric']:<16} {r['title']}")
         return 0
-    gates = all_gates()
+    from suite.errors import SubmissionError
+    from suite.submissions import discover, load_manifest
+
     rows = [
         {
             "id": g.id,
@@ -130,14 +138,25 @@ def _list(args: argparse.Namespace) -> int:
             "paper": g.paper,
             "equation": g.equation,
         }
-        for g in gates
+        for g in all_gates()
+        if g.origin == "baseline"
     ]
+    for folder in discover(args.submissions):  # manifests only: listing never imports code
+        try:
+            m = load_manifest(folder)
+        except SubmissionError as exc:
+            print(f"gatebench: {exc}", file=sys.stderr)
+            continue
+        rows.append(
+            {"id": m.name, "origin": "submission", "causal": None, "description": m.description,
+             "paper": m.paper, "equation": ""}
+        )  # fmt: skip
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
         width = max(len(r["id"]) for r in rows)
         for r in rows:
-            flag = "" if r["causal"] else " [non-causal ceiling]"
+            flag = " [non-causal ceiling]" if r["causal"] is False else ""
             print(f"{r['id']:<{width}}  {r['origin']:<10} {r['description']}{flag}")
     return 0
 

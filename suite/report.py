@@ -102,6 +102,16 @@ def task_table(tres: TaskResult) -> list[str]:
                     f"  {v.verdict}: {v.subject} {c['metric']}: paper {c['mean']}{sd}{n} "
                     f"({c['source']}); ours {fmt_ci(v.ours)}"
                 )
+    if tres.robustness:
+        out.append(
+            f"robustness against {tres.task.variant_of} (gain over {task.reference_gate} on "
+            f"{primary}, base → variant, share kept):"
+        )
+        for r in tres.robustness:
+            kept = f"{r.retained:.0%}" if r.retained is not None else "no base gain"
+            base = f"{r.base_gain.mean:+.3f}" if r.base_gain else "—"
+            var = f"{r.variant_gain.mean:+.3f}" if r.variant_gain else "—"
+            out.append(f"  {r.gate:<20} {base} → {var}   {kept}")
     if tres.stale_records:
         out.append(f"({tres.stale_records} records of other spec versions were left out)")
     return out

@@ -1,0 +1,62 @@
+"""Aggregation over records: statuses, stale versions, robustness of variants, the leaderboard."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.aggregate import aggregate
+from suite.leaderboard import leaderboard
+from suite.synthetic import synthetic_records
+
+
+def test_partial_and_failed_statuses():
+    records = synthetic_records(3, 1, 3)
+    broken = records[-1].model_copy(update={"status": "failed", "reason": "boom", "metrics": {}})
+    records[-1] = broken
+    result = aggregate(records).tasks[0]
+    gate = result.gates[broken.gate.id]
+    assert gate.status == "partial" and gate.n_ok == 2 and gate.reasons == ["boom"]
+    assert gate.cells["acc"].summary.n == 2
+
+
+def test_robustness_is_the_share_of_the_base_gain_that_the_variant_keeps():
+    records = synthetic_records(2, 2, 4)
+    base, variant = "synthetic/task-00", "synthetic/task-01"
+    out = []
+    for rec in records:
+        if rec.task.id == variant:
+            task = rec.task.model_copy(update={"variant_of": base})
+            metrics = dict(rec.metrics)
+            if rec.gate.id != "affinity":  # keep half of the gain on the variant
+                ref = next(
+                    r.metrics["acc"] for r in records
+                    if r.task.id == variant and r.gate.id == "affinity"
+                    and r.seed_index == rec.seed_index
+                )  # fmt: skip
+                base_rec = next(
+                    r for r in records
+                    if r.task.id == base and r.gate.id == rec.gate.id
+                    and r.seed_index == rec.seed_index
+                )  # fmt: skip
+                base_ref = next(
+                    r.metrics["acc"] for r in records
+                    if r.task.id == base and r.gate.id == "affinity"
+                    and r.seed_index == rec.seed_index
+                )  # fmt: skip
+                metrics["acc"] = ref + 0.5 * (base_rec.metrics["acc"] - base_ref)
+            rec = rec.model_copy(update={"task": task, "metrics": metrics})
+        out.append(rec)
+    result = aggregate(out).task(variant)
+    (row,) = result.robustness
+    assert row.retained == pytest.approx(0.5)
+    assert aggregate(out).task(base).robustness == []
+
+
+def test_leaderboard_normalises_by_the_ideal_value_without_a_ceiling():
+    records = synthetic_records(3, 2, 3)
+    rows, scales = leaderboard(aggregate(records))
+    assert {s.ceiling for s in scales} == {"ideal 1"}
+    by_gate = {r.gate.id: r for r in rows}
+    assert by_gate["affinity"].iqm == pytest.approx(0.0)
+    assert all(r.ci_low <= r.iqm <= r.ci_high for r in rows)
+    assert rows[0].rank == 1 and rows[0].iqm == max(r.iqm for r in rows)
