@@ -8,6 +8,7 @@ from the cache: the next sweep tries them again.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -85,6 +86,41 @@ class Progress:
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _finite(obj: Any) -> Any:
+    """Non-finite floats (NaN, inf) inside traces and diagnostics become None (JSON has none)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def clean_value(value: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's output made safe to record; a non-finite metric makes the whole run unusable."""
+    value = dict(value or {})
+    bad = sorted(k for k, v in value.get("metrics", {}).items() if not math.isfinite(float(v)))
+    if bad:
+        raise ValueError(f"metrics {bad} are not finite")
+    for part in ("traces", "diagnostics"):
+        value[part] = _finite(value.get(part, {}))
+    return value
+
+
+def check_results_folder(results: Path) -> None:
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(
+            f"Cannot write run records into {results}: {exc.strerror or exc}. "
+            "Pick another folder with --results."
+        ) from None
 
 
 def check_device(device: str) -> None:
@@ -237,6 +273,7 @@ class Sweep:
     def run(self, tasks: list[TaskSpec], gates: list[GateEntry]) -> SweepSummary:
         options = self.options
         check_device(options.device)
+        check_results_folder(options.results)
         check_gate_params(tasks, {g.id for g in all_gates()} | {g.id for g in gates})
         started = time.monotonic()
         plan = make_plan(tasks, gates, options.profile, options.results, options.seeds)
@@ -313,7 +350,14 @@ class Sweep:
             run, report = result.job.tag
             conformance = report.model_dump(mode="json")
             if result.ok:
-                record = self._record(run, "ok", value=result.value, conformance=conformance)
+                try:
+                    record = self._record(
+                        run, "ok", value=clean_value(result.value), conformance=conformance
+                    )
+                except (ValueError, TypeError) as exc:  # malformed output of an untrusted run
+                    reason = f"the run returned unusable results: {exc}".splitlines()[0]
+                    result = JobResult(result.job, False, None, reason, str(exc), result.wall_s)
+            if result.ok:
                 primary = run.pair.spec.primary_metric
                 value = record.metrics.get(primary)
                 headline = f"{primary}={value:.4g}" if value is not None else ""

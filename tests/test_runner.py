@@ -137,3 +137,25 @@ def test_a_run_cannot_write_into_the_results_folder(sweep, tasks, tmp_path):
     assert by_gate["test-writes"].status == "failed"
     assert "PermissionError" in by_gate["test-writes"].reason
     assert not forged.exists()
+
+
+def test_non_finite_outputs_never_reach_a_record():
+    from suite.runner import clean_value
+
+    cleaned = clean_value(
+        {"metrics": {"acc": 0.5}, "traces": {"t": {"y": [1.0, float("nan")]}},
+         "diagnostics": {"pi": [float("inf"), 2.0]}}
+    )  # fmt: skip
+    assert cleaned["traces"]["t"]["y"] == [1.0, None]
+    assert cleaned["diagnostics"]["pi"] == [None, 2.0]
+    with pytest.raises(ValueError, match=r"metrics \['acc'\] are not finite"):
+        clean_value({"metrics": {"acc": float("nan")}})
+
+
+def test_an_unwritable_results_folder_is_a_clear_error(sweep, tmp_path):
+    from suite.errors import RunError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RunError, match="Cannot write run records into"):
+        sweep([ANT], ["affinity"], results=blocker / "results")
