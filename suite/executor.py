@@ -57,7 +57,7 @@ class Executor(Protocol):
     def run(self, jobs: Iterable[Job], on_done: OnDone) -> None: ...
 
 
-def _explain(exc: BaseException, job_kind: str, memory_mb: int | None) -> str:
+def _explain(exc: BaseException, memory_mb: int | None) -> str:
     text = str(exc)
     if isinstance(exc, MemoryError) or "can't allocate memory" in text or "std::bad_alloc" in text:
         return f"exceeded its memory limit of {memory_mb} MiB ({type(exc).__name__})"
@@ -70,7 +70,7 @@ def _run_guarded(kind: str, payload: dict[str, Any], memory_mb: int | None) -> t
     try:
         return "ok", execute(kind, payload), ""
     except (Exception, SystemExit) as exc:  # untrusted code: every failure becomes a result
-        return "error", _explain(exc, kind, memory_mb), traceback.format_exc()
+        return "error", _explain(exc, memory_mb), traceback.format_exc()
 
 
 def _child_main(

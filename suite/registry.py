@@ -50,16 +50,7 @@ class GateEntry:
 
     def resolved_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Registered hyper-parameters with a task's overrides applied; unknown names are errors."""
-        params = dict(self.params)
-        for name, value in (overrides or {}).items():
-            if name not in _init_parameters(self.cls):
-                allowed = ", ".join(sorted(_init_parameters(self.cls))) or "none"
-                raise RegistryError(
-                    f"Gate '{self.id}' has no hyper-parameter '{name}'. "
-                    f"Its hyper-parameters are: {allowed}."
-                )
-            params[name] = value
-        return params
+        return apply_overrides(self.id, self.params, _init_parameters(self.cls), overrides)
 
     def supports(
         self, info: TaskInfo, overrides: Mapping[str, Any] | None = None
@@ -78,6 +69,25 @@ class GateEntry:
 
     def source_hash(self) -> str:
         return source_hash(self.cls)
+
+
+def apply_overrides(
+    gate_id: str,
+    params: Mapping[str, Any],
+    accepted: set[str] | frozenset[str],
+    overrides: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``params`` updated by a task's ``gate_params`` for this gate, each checked against the
+    constructor's keyword arguments."""
+    resolved = dict(params)
+    for name, value in (overrides or {}).items():
+        if name not in accepted:
+            raise RegistryError(
+                f"Gate '{gate_id}' has no hyper-parameter '{name}'. "
+                f"Its hyper-parameters are: {', '.join(sorted(accepted)) or 'none'}."
+            )
+        resolved[name] = value
+    return resolved
 
 
 _GATES: dict[str, GateEntry] = {}
@@ -139,10 +149,6 @@ def add_gate(entry: GateEntry) -> None:
         where = existing.module_file or existing.cls.__module__
         raise RegistryError(f"Gate id '{entry.id}' is registered twice (first by {where}).")
     _GATES[entry.id] = entry
-
-
-def remove_gate(gate_id: str) -> None:
-    _GATES.pop(gate_id, None)
 
 
 def get_gate(gate_id: str) -> GateEntry:

@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from suite.contract import RouterGate, TaskInfo
 from suite.errors import SubmissionError
-from suite.registry import GateEntry, _init_parameters, add_gate, get_gate
+from suite.registry import GateEntry, _init_parameters, add_gate, apply_overrides, get_gate
 from suite.spec import StrictModel, describe_validation_error, slug
 from suite.yamlio import load_yaml
 
@@ -256,15 +256,7 @@ class SubmissionEntry:
         return tuple(self.manifest.authors)
 
     def resolved_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        params = self.params
-        for name, value in (overrides or {}).items():
-            if name not in self.init_params:
-                raise SubmissionError(
-                    f"Gate '{self.id}' has no hyper-parameter '{name}'; it takes "
-                    f"{', '.join(sorted(self.init_params)) or 'none'}."
-                )
-            params[name] = value
-        return params
+        return apply_overrides(self.id, self.params, self.init_params, overrides)
 
     def supports(
         self, info: TaskInfo, overrides: Mapping[str, Any] | None = None

@@ -23,6 +23,7 @@ from suite.scaffold import new_submission
 from suite.spec import load_all_tasks
 from suite.submissions import load_manifest, submission_hash
 from suite.submit import load_submissions, render_summary, submit
+from suite.website.build import build_site
 
 ANT = "transition/anticipation"
 REPO = Path(__file__).resolve().parent.parent
@@ -178,6 +179,10 @@ def test_scaffold_then_submit_end_to_end(tmp_path, options):
     assert records and all(r.ok for r in records)
     assert records[0].gate.origin == "submission" and records[0].gate.authors == ["Your Name"]
     assert records[0].gate.source_hash == submission_hash(folder)
+    # ... and the gate appears on the site, with a page of its own
+    site = build_site(options.results).out
+    assert (site / "gates" / "my-first-gate.html").exists()
+    assert "my-first-gate" in (site / "index.html").read_text()
     # the baselines ran on the same seeds, so the comparison is paired
     seeds = {r.provenance.data_fingerprint for r in iter_records(options.results)
              if r.task.id == ANT and r.seed_index == 0}  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,13 +34,11 @@ class RunContext:
     seeds: RunSeeds
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     deadline: float = float("inf")  # time.monotonic() value
-    on_progress: Callable[[int, int], None] | None = None
 
     def tick(self, step: int, total: int) -> None:
+        """Called after every optimiser step: stops a run that has passed its time limit."""
         if time.monotonic() > self.deadline:
             raise RunTimeout(f"the run passed its time limit at step {step} of {total}")
-        if self.on_progress is not None:
-            self.on_progress(step, total)
 
 
 @dataclass

@@ -46,7 +46,7 @@ def safe_url(url: Any) -> str | None:
     return None
 
 
-def fmt_ci(low: float | None, high: float | None) -> str:
+def interval(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return ""
     return f"[{fmt(low)}, {fmt(high)}]"
@@ -209,7 +209,7 @@ class SiteBuilder:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(fmt=fmt, fmt_ci=fmt_ci, safe_url=safe_url)
+        self.env.filters.update(fmt=fmt, interval=interval, safe_url=safe_url)
         self.env.globals.update(
             task_page=lambda task_id: self.pages.name("tasks", task_id),
             gate_page=lambda gate_id: self.pages.name("gates", gate_id),

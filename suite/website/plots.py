@@ -53,6 +53,18 @@ def _range(values: Sequence[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _svg_open(kind: str, width: int, height: int, title: str, desc: str) -> list[str]:
+    """The opening of an accessible inline SVG: role, title and description."""
+    uid = next(_ids)
+    return [
+        f'<svg class="plot {kind}" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-labelledby="t{uid} d{uid}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="t{uid}">{escape(title)}</title>',
+        f'<desc id="d{uid}">{escape(desc)}</desc>',
+    ]
+
+
 @dataclass
 class CIRow:
     label: str
@@ -64,7 +76,6 @@ class CIRow:
 
 def ci_plot(title: str, rows: Sequence[CIRow], x_label: str, width: int = 680) -> Markup:
     """Horizontal dots (means) and whiskers (95% CIs), one row per gate."""
-    uid = next(_ids)
     left, right, top, row_h = 190, 20, 28, 22
     height = top + row_h * len(rows) + 40
     low, high = _range([v for r in rows for v in (r.mean, r.low, r.high) if v is not None])
@@ -73,14 +84,10 @@ def ci_plot(title: str, rows: Sequence[CIRow], x_label: str, width: int = 680) -
     def x(v: float) -> float:
         return left + (v - low) / (high - low) * span
 
-    parts = [
-        f'<svg class="plot ci-plot" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-labelledby="t{uid} d{uid}" '
-        f'xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="t{uid}">{escape(title)}</title>',
-        f'<desc id="d{uid}">Mean (dot) and 95% confidence interval (whiskers) of '
-        f"{escape(x_label)} for each gate.</desc>",
-    ]
+    parts = _svg_open(
+        "ci-plot", width, height, title,
+        f"Mean (dot) and 95% confidence interval (whiskers) of {x_label} for each gate.",
+    )  # fmt: skip
     for tick in nice_ticks(low, high):
         tx = x(tick)
         parts.append(
@@ -138,7 +145,6 @@ def line_plot(
     height: int = 300,
 ) -> Markup:
     """One line per series, a legend, and dashed vertical marks (e.g. the transition step)."""
-    uid = next(_ids)
     legend_w = 180
     left, right, top, bottom = 56, legend_w + 10, 16, 44
     span_x, span_y = width - left - right, height - top - bottom
@@ -155,14 +161,9 @@ def line_plot(
     def py(v: float) -> float:
         return top + (1 - (v - y_low) / (y_high - y_low)) * span_y
 
-    parts = [
-        f'<svg class="plot line-plot" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-labelledby="t{uid} d{uid}" '
-        f'xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="t{uid}">{escape(title)}</title>',
-        f'<desc id="d{uid}">{escape(y_label)} against {escape(x_label)}, one line per '
-        f"series.</desc>",
-    ]
+    parts = _svg_open(
+        "line-plot", width, height, title, f"{y_label} against {x_label}, one line per series."
+    )
     for tick in nice_ticks(y_low, y_high):
         ty = py(tick)
         parts.append(
