@@ -179,7 +179,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from suite.registry import all_gates, get_gate
     from suite.runner import Sweep, SweepOptions, default_workers
     from suite.spec import load_all_tasks, select_tasks
-    from suite.submissions import discover
+    from suite.submissions import discover, manifest_name
     from suite.submit import load_submissions
 
     tasks = select_tasks(load_all_tasks(), args.task, args.family)
@@ -200,8 +200,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     baselines = [g for g in all_gates() if g.origin == "baseline"]
     folders = discover(args.submissions)
     wanted = set(args.gate)
-    if wanted:  # only the submissions asked for, found by their folder's name
-        folders = [f for f in folders if f.name in wanted]
+    if wanted:  # only the submissions asked for, by the name in their manifest
+        folders = [f for f in folders if manifest_name(f) in wanted]
     loaded = load_submissions(folders, tasks, options)
     for error in loaded.errors:
         print(f"gatebench: submission skipped: {error}", file=sys.stderr)

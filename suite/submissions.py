@@ -119,6 +119,14 @@ def discover(root: Path = SUBMISSIONS_DIR) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).is_file())
 
 
+def manifest_name(folder: Path) -> str | None:
+    """The gate name a folder's manifest declares, or None if the manifest does not load."""
+    try:
+        return load_manifest(folder).name
+    except SubmissionError:
+        return None
+
+
 # -- in the worker process --------------------------------------------------------------------
 
 
