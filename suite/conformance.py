@@ -185,11 +185,11 @@ def check_parameter_budget(
                 detail=f"{whose} at most {limit:,} trainable parameters; this gate has {n:,}. "
                 "Shrink the gate (or correct parameter_budget in submission.yaml).",
             )
-    limits = [f"{v:,}" for v in (task_limit, declared) if v is not None]
+    limits = [v for v in (task_limit, declared) if v is not None]
     return CheckResult(
         name="parameter_budget",
         passed=True,
-        detail=f"{n:,} trainable parameters" + (f" (limit {min(limits)})" if limits else ""),
+        detail=f"{n:,} trainable parameters" + (f" (limit {min(limits):,})" if limits else ""),
     )
 
 

@@ -161,6 +161,12 @@ def test_parameter_budget_is_enforced(tmp_path, options):
     assert (
         "the manifest declares at most 10 trainable parameters; this gate has 68" in record.reason
     )
+    roomy = make_submission(tmp_path, "roomy", parameter_budget=5000)
+    entry = load_submissions([roomy], tasks, options).entries[0]
+    Sweep(options, log=lambda m: None).run(tasks, [entry])
+    record = next(r for r in iter_records(options.results) if r.gate.id == "roomy")
+    check = next(c for c in record.conformance["checks"] if c["name"] == "parameter_budget")
+    assert check["detail"] == "68 trainable parameters (limit 5,000)"  # the tighter of the two
 
 
 def test_scaffold_then_submit_end_to_end(tmp_path, options):
