@@ -8,16 +8,25 @@ cache instead of serving a stale result.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import suite
+from suite import conformance
 from suite.contract import TaskInfo
 from suite.families import get_family
 from suite.records import GateRef, MetricRef, TaskRef
 from suite.registry import GateEntry
 from suite.spec import TaskSpec, slug, stable_hash
+
+
+@functools.cache
+def checks_hash() -> str:
+    """Hash of the conformance checks' own source."""
+    return hashlib.sha256(Path(conformance.__file__).read_bytes()).hexdigest()[:16]
 
 
 def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
@@ -76,9 +85,13 @@ class Pair:
         return {**self.gate.ref(), "params_override": self.overrides}
 
     def conformance_key(self) -> str:
+        """Checks rerun when the gate, its parameters, the task's shapes or the checks change."""
         return stable_hash(
             {
                 "suite": suite.__version__,
+                "checks": checks_hash(),
+                "limit": self.spec.limits.max_params,
+                "budget": self.gate.ref().get("parameter_budget"),
                 "gate": self.gate.id,
                 "params": self.params,
                 "source": self.source_hash,
