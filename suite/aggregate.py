@@ -15,6 +15,7 @@ from typing import Any
 
 from suite.claims import ClaimVerdict, judge
 from suite.records import GateRef, RunRecord, TaskRef
+from suite.spec import Ablation
 from suite.stats import Summary, interaction, paired_delta, shared_ranks, summarize
 
 
@@ -61,8 +62,13 @@ class AblationResult:
     metric: str
     baseline: str
     cells: dict[str, Cell]  # gate id -> cell of the ablation metric
-    main_effects: dict[str, Summary | None]
+    gains: dict[str, Summary | None]  # gate id -> paired gain over the baseline cell
     interactions: list[InteractionResult]
+
+    @property
+    def main_effects(self) -> dict[str, Summary | None]:
+        """The gain of each factor switched on alone."""
+        return {f: self.gains.get(f) for f in self.factors}
 
 
 @dataclass
@@ -178,11 +184,9 @@ def _ablation(result: TaskResult) -> AblationResult | None:
     spec = result.task.ablation
     if not spec:
         return None
-    factors, metric, baseline = list(spec["factors"]), spec["metric"], spec["baseline"]
-
-    def gate_for(active: Iterable[str]) -> str:
-        chosen = [f for f in factors if f in set(active)]
-        return "+".join(chosen) if chosen else baseline
+    design = Ablation.model_validate(spec)
+    factors, metric, baseline = design.factors, design.metric, design.baseline
+    gate_for = design.cell_gate
 
     cells: dict[str, Cell] = {}
     for size in range(len(factors) + 1):
@@ -195,15 +199,17 @@ def _ablation(result: TaskResult) -> AblationResult | None:
     def values(gate_id: str) -> Mapping[int, float]:
         return cells[gate_id].values if gate_id in cells else {}
 
-    main = {
-        f: paired_delta(values(f), values(baseline), f"main/{result.task.id}/{f}") for f in factors
+    gains = {
+        gate_id: paired_delta(values(gate_id), values(baseline), f"gain/{result.task.id}/{gate_id}")
+        for gate_id in cells
+        if gate_id != baseline
     }
     interactions = []
     for a, b in combinations(factors, 2):
         ids = (gate_for([a, b]), gate_for([a]), gate_for([b]), baseline)
         summary = interaction(*(values(g) for g in ids), label=f"{result.task.id}/{a}x{b}/{metric}")
         interactions.append(InteractionResult((a, b), metric, summary, ids))
-    return AblationResult(factors, metric, baseline, cells, main, interactions)
+    return AblationResult(factors, metric, baseline, cells, gains, interactions)
 
 
 def _claims(result: TaskResult) -> list[ClaimVerdict]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from suite.conformance import stream_logits
 from suite.execute import pin_threads
 from suite.families import get_family
 from suite.families.transition.data import RoutingStream
@@ -48,15 +49,6 @@ TABLE5_GATES = [
 TASK = "transition/anticipation"
 
 
-def _step_logits(gate, x: torch.Tensor) -> torch.Tensor:
-    state, out = gate.initial_state(x.shape[0]), []
-    for t in range(x.shape[1]):
-        step = gate.step(x[:, t], state)
-        out.append(step.logits)
-        state = step.state
-    return torch.stack(out, dim=1)
-
-
 def epoch_cost(gate_id: str, epochs: int, per_step: bool) -> float:
     """Milliseconds per training epoch (data, forward, loss, backward, Adam, observe)."""
     spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("paper")
@@ -73,7 +65,7 @@ def epoch_cost(gate_id: str, epochs: int, per_step: bool) -> float:
             started = time.perf_counter()
         batch = stream.batch(epoch, spec.train.batch_size)
         if per_step:
-            logits, aux = _step_logits(gate, batch.x), None
+            logits, aux = stream_logits(gate, batch.x), None
         else:
             out = gate(batch.x)
             logits, aux = out.logits, out.aux_loss

@@ -128,17 +128,22 @@ def check_batch_isolation(gate: RouterGate, x: Tensor, seed: int) -> CheckResult
     return CheckResult(name="batch_isolation", passed=True, detail=f"batch of {x.shape[0]}")
 
 
+def stream_logits(gate: RouterGate, x: Tensor) -> Tensor:
+    """Logits (B, T, E) from feeding x to ``step`` one position at a time: the streaming path."""
+    state, stepped = gate.initial_state(x.shape[0]), []
+    for t in range(x.shape[1]):
+        out = gate.step(x[:, t], state)
+        stepped.append(out.logits)
+        state = out.state
+    return torch.stack(stepped, dim=1)
+
+
 def check_streaming(gate: RouterGate, x: Tensor) -> CheckResult:
     """forward over the whole sequence == repeated step == forward over two chunks."""
     full = gate(x).logits
     T = x.shape[1]
-    state = gate.initial_state(x.shape[0])
-    stepped = []
     try:
-        for t in range(T):
-            out = gate.step(x[:, t], state)
-            stepped.append(out.logits)
-            state = out.state
+        stepped = stream_logits(gate, x)
     except NotImplementedError:
         return CheckResult(
             name="streaming",
@@ -146,7 +151,7 @@ def check_streaming(gate: RouterGate, x: Tensor) -> CheckResult:
             detail="step() is not implemented; a causal gate must stream one token at a time",
         )
     tol = TOLERANCE * _scale(full)
-    step_diff = _max_diff(torch.stack(stepped, dim=1), full)
+    step_diff = _max_diff(stepped, full)
     if step_diff > tol:
         return CheckResult(
             name="streaming",

@@ -18,6 +18,7 @@ from suite.families import RunContext, get_family
 from suite.registry import resolve_ref
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.spec import TaskSpec
+from suite.submissions import execute_inspect
 
 
 def pin_threads(n: int = 1) -> None:
@@ -84,13 +85,6 @@ def execute_conformance(payload: dict[str, Any]) -> dict[str, Any]:
         declared_budget=payload["gate"].get("parameter_budget"),
     )
     return report.model_dump(mode="json")
-
-
-def execute_inspect(payload: dict[str, Any]) -> dict[str, Any]:
-    """Import a submission and report what the parent needs to plan its runs."""
-    from suite.submissions import execute_inspect as inspect_submission
-
-    return inspect_submission(payload)
 
 
 JOB_FUNCTIONS = {"run": execute_run, "conformance": execute_conformance, "inspect": execute_inspect}

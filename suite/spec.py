@@ -45,9 +45,8 @@ class MetricInfo:
     description: str
     higher_is_better: bool
     unit: str = ""
-    ideal: float | None = (
-        None  # the best possible value; the normalised score's 1 without a ceiling
-    )
+    # the best possible value: the normalised score's 1 on tasks without a ceiling gate
+    ideal: float | None = None
 
 
 class Source(StrictModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -181,11 +182,14 @@ def shared_ranks(
     return ranks
 
 
-def iqm(values: Sequence[float] | np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle half (the same cut as trim_mean(x, 0.25))."""
-    arr = np.sort(np.asarray(values, dtype=np.float64))
-    cut = int(0.25 * arr.size)
-    return float(arr[cut : arr.size - cut].mean())
+def iqm(values: Sequence[float] | np.ndarray, axis: int = -1) -> Any:
+    """Interquartile mean along ``axis``: the mean of the middle half (the cut of
+    trim_mean(x, 0.25)); a float for one-dimensional input."""
+    arr = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    n = arr.shape[axis]
+    cut = int(0.25 * n)
+    middle = np.take(arr, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+    return float(middle) if np.ndim(middle) == 0 else middle
 
 
 def stratified_bootstrap_iqm(
@@ -204,9 +208,7 @@ def stratified_bootstrap_iqm(
     pooled = np.concatenate(
         [a[rng.integers(0, a.size, size=(resamples, a.size))] for a in arrays], axis=1
     )  # (resamples, total runs)
-    pooled.sort(axis=1)
-    cut = int(0.25 * pooled.shape[1])
-    stats = pooled[:, cut : pooled.shape[1] - cut].mean(axis=1)
+    stats = iqm(pooled, axis=1)
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return point, float(low), float(high)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from suite.contract import RouterGate, TaskInfo
-from suite.errors import SubmissionError
+from suite.errors import RegistryError, SubmissionError
 from suite.registry import GateEntry, _init_parameters, add_gate, apply_overrides, get_gate
 from suite.spec import StrictModel, describe_validation_error, slug
 from suite.yamlio import load_yaml
@@ -76,6 +76,9 @@ class SubmissionManifest(StrictModel):
     @property
     def class_name(self) -> str:
         return self.entry_point.split(":")[1]
+
+    def module_path(self, folder: Path) -> Path:
+        return folder / (self.module_name.replace(".", "/") + ".py")
 
 
 def load_manifest(folder: Path) -> SubmissionManifest:
@@ -133,7 +136,7 @@ def manifest_name(folder: Path) -> str | None:
 def import_gate_class(folder: Path, manifest: SubmissionManifest) -> type[RouterGate]:
     """Import the entry point's module by path and return its gate class (worker side)."""
     manifest_path = folder / MANIFEST
-    file = folder / (manifest.module_name.replace(".", "/") + ".py")
+    file = manifest.module_path(folder)
     if not file.is_file():
         raise SubmissionError(
             f"{manifest_path}: field 'entry_point': '{manifest.entry_point}' names module "
@@ -179,7 +182,7 @@ def register_submission(folder: Path) -> GateEntry:
     manifest = load_manifest(folder)
     try:
         existing = get_gate(manifest.name)
-    except Exception:
+    except RegistryError:
         existing = None
     if existing is not None and existing.module_file:
         return existing
@@ -198,7 +201,7 @@ def register_submission(folder: Path) -> GateEntry:
         paper=manifest.paper,
         url=manifest.url,
         origin="submission",
-        module_file=str(folder / (manifest.module_name.replace(".", "/") + ".py")),
+        module_file=str(manifest.module_path(folder)),
         authors=tuple(manifest.authors),
     )
     add_gate(entry)

@@ -47,11 +47,12 @@ def load_submissions(
     jobs = []
     for folder, manifest in manifests.items():
         targets = [t.for_profile(options.profile) for t in tasks if t.family in manifest.families]
+        infos = {t.id: get_family(t.family).task_info(t) for t in targets}
         payload = {
             "submission_dir": str(folder.resolve()),
             "tasks": {
                 t.id: {
-                    "info": dataclasses.asdict(get_family(t.family).task_info(t)),
+                    "info": dataclasses.asdict(infos[t.id]),
                     "overrides": t.gate_params.get(manifest.name),
                 }
                 for t in targets
@@ -59,19 +60,19 @@ def load_submissions(
         }
         jobs.append(
             Job("inspect", payload, CONFORMANCE_TIME_S, 4096, f"inspect {folder}",
-                tag=(folder, manifest, targets))
+                tag=(folder, manifest, infos))
         )  # fmt: skip
 
     def done(result: JobResult) -> None:
-        folder, manifest, targets = result.job.tag
+        folder, manifest, infos = result.job.tag
         if not result.ok:
             loaded.errors.append(result.reason or f"{folder}: could not be imported")
             return
         value: dict[str, Any] = result.value or {}
         support = {}
-        for spec in targets:
-            ok, reason = value["support"].get(spec.id, [False, "not inspected"])
-            support[get_family(spec.family).task_info(spec)] = (bool(ok), str(reason))
+        for task_id, info in infos.items():
+            ok, reason = value["support"].get(task_id, [False, "not inspected"])
+            support[info] = (bool(ok), str(reason))
         loaded.entries.append(
             SubmissionEntry(
                 manifest=manifest,

@@ -127,6 +127,10 @@ def test_composed_gate_observe_changes_only_precision_gates():
     assert not torch.equal(before, with_pi.precision.var)
     with_pi.reset()
     assert torch.equal(before, with_pi.precision.var)
+    without_pi = get_gate("beta+ant").build(info)
+    state = {k: v.clone() for k, v in without_pi.state_dict().items()}
+    without_pi.observe(fb)
+    assert all(torch.equal(state[k], v) for k, v in without_pi.state_dict().items())
 
 
 def test_unsupported_pairs_say_why():

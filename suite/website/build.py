@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import jinja2
+import numpy as np
 
 import suite
 from suite.aggregate import Aggregate, Cell, GateResult, TaskResult
@@ -29,7 +30,6 @@ from suite.records import RunRecord
 from suite.report import fmt
 from suite.results import load_results
 from suite.spec import slug
-from suite.stats import paired_delta
 from suite.website.exports import claim_rows, write_downloads
 from suite.website.plots import CIRow, Series, ci_plot, line_plot
 
@@ -103,15 +103,18 @@ def _mean_trace(records: Sequence[RunRecord], name: str) -> tuple[list, list, di
     if not traces:
         return None
     xs = traces[0]["x"]
-    same = [t for t in traces if t["x"] == xs]
-    ys = []
-    for i in range(len(xs)):
-        column = [t["y"][i] for t in same]
-        if isinstance(column[0], list):
-            ys.append([sum(c[j] for c in column) / len(column) for j in range(len(column[0]))])
-        else:
-            ys.append(sum(column) / len(column))
-    return xs, ys, traces[0]
+    stacked = np.array([t["y"] for t in traces if t["x"] == xs], dtype=np.float64)  # None -> nan
+    finite = np.isfinite(stacked)
+    counts = finite.sum(axis=0)
+    means = np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    ys = np.where(counts > 0, means, np.nan).tolist()
+    return xs, _nan_to_none(ys), traces[0]
+
+
+def _nan_to_none(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nan_to_none(v) for v in values]
+    return None if values != values else values
 
 
 def _trace_plots(tres: TaskResult, gates: list[GateResult]) -> list[dict[str, Any]]:
@@ -215,6 +218,7 @@ class SiteBuilder:
             gate_page=lambda gate_id: self.pages.name("gates", gate_id),
         )
         self.profiles = sorted({t.profile for t in agg.tasks}) or ["(none)"]
+        self.claims = claim_rows(agg)
         self.generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.count = 0
 
@@ -256,8 +260,7 @@ class SiteBuilder:
             ablations=[self._ablation_view(t) for t in self.agg.tasks if t.ablation],
             command=self.command(),
         )
-        claims = claim_rows(self.agg)
-        self.render("claims.html", "claims.html", claims=claims, command=self.command())
+        self.render("claims.html", "claims.html", claims=self.claims, command=self.command())
         self.provenance()
         files = write_downloads(self.out / "downloads", self.agg, self.records)
         self.render(
@@ -335,7 +338,7 @@ class SiteBuilder:
             ci_plots=_ci_plots(tres, gates),
             trace_plots=_trace_plots(tres, gates),
             ablation=self._ablation_view(tres) if tres.ablation else None,
-            claims=[c for c in claim_rows(self.agg) if c["task"] == tres.task.id],
+            claims=[c for c in self.claims if c["task"] == tres.task.id],
             scale=next((s for s in scales if s.task_id == tres.task.id), None),
             command=self.command(tres.task.id),
         )
@@ -344,19 +347,15 @@ class SiteBuilder:
         ab = tres.ablation
         if ab is None:
             raise ValueError(f"{tres.task.id} has no ablation")
-        baseline = ab.cells.get(ab.baseline)
         cells = []
         for gate_id, cell in ab.cells.items():
             active = set(gate_id.split("+")) if gate_id != ab.baseline else set()
-            gain = None
-            if baseline is not None and gate_id != ab.baseline:
-                gain = paired_delta(cell.values, baseline.values, f"gain/{tres.task.id}/{gate_id}")
             cells.append(
                 {
                     "gate": gate_id,
                     "factors": [f in active for f in ab.factors],
                     "summary": cell.summary,
-                    "gain": gain,
+                    "gain": ab.gains.get(gate_id),
                 }
             )
         cells.sort(key=lambda c: (sum(c["factors"]), c["factors"][::-1]))
