@@ -21,7 +21,7 @@ from baselines.anticipation import NextStatePredictor, prediction_loss
 from baselines.precision import PrecisionTracker
 from baselines.temporal_memory import LeakyIntegrator
 from suite.contract import Feedback, GateOutput, RouterGate, State, TaskInfo
-from suite.registry import register_gate
+from suite.gates.entries import register_gate
 
 _GRID = {
     "beta": "Temporal memory: route on a leaky per-dimension membrane h_t.",

@@ -13,7 +13,7 @@ from typing import Any
 from baselines._papers import WONG_2026, WONG_2026_URL
 from baselines.affinity import AffinityGate
 from suite.contract import TaskInfo
-from suite.registry import register_gate
+from suite.gates.entries import register_gate
 
 
 @register_gate(

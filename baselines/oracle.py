@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from baselines._papers import WONG_2026, WONG_2026_URL
 from suite.contract import GateOutput, RouterGate, State, TaskInfo
-from suite.registry import register_gate
+from suite.gates.entries import register_gate
 
 
 @register_gate(

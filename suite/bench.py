@@ -25,15 +25,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from suite.conformance import stream_logits
-from suite.execute import pin_threads
-from suite.families import get_family
-from suite.families.transition.data import RoutingStream
-from suite.provenance import hardware
-from suite.registry import get_gate
-from suite.runner import Sweep, SweepOptions, default_workers
+from suite.gates.conformance import stream_logits
+from suite.gates.entries import get_gate
+from suite.runs.jobs import pin_threads
+from suite.runs.provenance import hardware
+from suite.runs.setup import SweepOptions, default_workers
+from suite.runs.sweep import Sweep
 from suite.seeding import RunSeeds, seeded_global_rng
-from suite.spec import load_all_tasks
+from suite.tasks.families.transition.data import RoutingStream
+from suite.tasks.family import get_family
+from suite.tasks.loading import load_all_tasks
 
 TABLE5_GATES = [
     "affinity",
@@ -107,9 +108,9 @@ def scan_cost(T: int, batch: int, repeats: int = 20) -> tuple[float, float]:
 
 def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> tuple[float, int]:
     """(seconds, pages) to build the site from records on disk, as `gatebench site` does."""
-    from suite.records import write_record
-    from suite.synthetic import synthetic_records
+    from suite.runs.records import write_record
     from suite.website.build import build_site
+    from tests.synthetic import synthetic_records
 
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)

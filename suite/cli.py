@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suite.errors import GateBenchError
-from suite.spec import PROFILES
+from suite.tasks.spec import PROFILES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from suite.registry import all_gates
-    from suite.spec import load_all_tasks
+    from suite.gates.entries import all_gates
+    from suite.tasks.loading import load_all_tasks
 
     if args.what == "tasks":
         tasks = load_all_tasks()
@@ -127,7 +127,7 @@ def _list(args: argparse.Namespace) -> int:
                 print(f"{r['id']:<{width}}  {r['primary_metric']:<16} {r['title']}")
         return 0
     from suite.errors import SubmissionError
-    from suite.submissions import discover, load_manifest
+    from suite.gates.submissions import discover, load_manifest
 
     rows = [
         {
@@ -164,9 +164,9 @@ def _list(args: argparse.Namespace) -> int:
 def _print_report(
     results: Path, fmt: str, profile: str | None = None, task_ids: Sequence[str] = ()
 ) -> None:
-    from suite.aggregate import report_rows
-    from suite.report import render_text
-    from suite.results import load_results
+    from suite.results.aggregate import report_rows
+    from suite.results.loading import load_results
+    from suite.results.report import render_text
 
     agg, _ = load_results(results, profile, task_ids)
     if fmt == "json":
@@ -176,11 +176,12 @@ def _print_report(
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from suite.registry import all_gates, get_gate
-    from suite.runner import Sweep, SweepOptions, default_workers
-    from suite.spec import load_all_tasks, select_tasks
-    from suite.submissions import discover, manifest_name
-    from suite.submit import load_submissions
+    from suite.gates.entries import all_gates, get_gate
+    from suite.gates.submissions import discover, manifest_name
+    from suite.runs.setup import SweepOptions, default_workers
+    from suite.runs.submit import load_submissions
+    from suite.runs.sweep import Sweep
+    from suite.tasks.loading import load_all_tasks, select_tasks
 
     tasks = select_tasks(load_all_tasks(), args.task, args.family)
     if args.seeds is not None and args.seeds < 1:
@@ -234,7 +235,7 @@ def _render_site(results: Path, out: Path | None, profile: str | None) -> None:
 
 
 def _new_submission(args: argparse.Namespace) -> int:
-    from suite.scaffold import new_submission
+    from suite.gates.scaffold import new_submission
 
     folder = new_submission(args.name, args.dir)
     print(f"Created {folder}/ (submission.yaml, gate.py, README.md).")
@@ -243,8 +244,8 @@ def _new_submission(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from suite.runner import SweepOptions, default_workers
-    from suite.submit import render_summary, submit
+    from suite.runs.setup import SweepOptions, default_workers
+    from suite.runs.submit import render_summary, submit
 
     options = SweepOptions(
         profile=args.profile,

@@ -1,25 +1,34 @@
 """The gate contract: everything a gate author needs, in one file.
 
-A *router gate* maps token representations to routing logits over experts::
+A *gate* is the plug-in under test. Every gate, whatever its kind, is a causal sequence model over
+token representations::
 
-    x: (B, T, D)  ->  logits: (B, T, E)
+    forward(x, state) -> output     x: (B, T, D), the whole sequence at once (vectorised over time)
+    step(x_t, state)  -> output     x_t: (B, D), one position, for streaming
+
+Kinds differ in what the output holds. A *router* (``RouterGate``) returns routing logits over
+experts, ``GateOutput(logits (B, T, E), state, aux_loss)``. An *updater* (``UpdaterGate``, filled in
+by the fact-retrieval family) writes a fast-weight state that the family applies inside its
+experts. Each task family declares the kind of gate it runs (``GateKind``); the harness pairs a
+gate only with families of its kind.
 
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::
 
-    out = gate(x)                          # forward over the whole sequence, vectorised over time
+    out = gate(x)                          # or gate(x, state, side) where the family has side inputs
     loss = task_loss(out.logits) + out.aux_loss
     loss.backward(); optimiser.step()
-    gate.observe(Feedback(expert_error))   # optional, outside autograd
+    gate.observe(Feedback(expert_error))   # the harness calls it under torch.no_grad()
 
-Rules the harness checks before a gate is ranked (``suite.conformance``):
+Rules the harness checks before a gate is ranked (``suite.gates.conformance``), for every kind:
 
-* causality: logits at position t depend only on x[:, :t+1] (unless ``causal = False``);
+* causality: outputs at position t depend only on x[:, :t+1] (unless ``causal = False``, which
+  makes the gate a labelled ceiling, shown but never ranked);
 * streaming: ``forward`` agrees with repeated ``step`` and with ``forward`` over chunks whose state
-  is carried across (tolerance 1e-5);
-* batch isolation: sequence b's logits depend only on sequence b;
-* determinism: the same seed gives bit-identical logits and parameters after training steps;
-* shapes and finite outputs.
+  is carried across, in outputs, final state and gradients (tolerance 1e-5);
+* batch isolation: sequence b's outputs depend only on sequence b;
+* determinism: the same seed gives bit-identical outputs and parameters after training steps;
+* shapes and finite outputs; the parameter budget of the task and of the manifest.
 
 The smallest complete gate is ``baselines/affinity.py``; a stateful one is
 ``baselines/composed.py`` with ``baselines/temporal_memory.py``.
@@ -27,8 +36,9 @@ The smallest complete gate is ``baselines/affinity.py``; a stateful one is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NamedTuple
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -36,23 +46,74 @@ from torch import Tensor, nn
 State = Any
 """Per-sequence recurrent state: a tensor, a tuple of tensors, or None for stateless gates."""
 
-Readout = Literal["all", "final"]
-TargetKind = Literal["current-domain", "next-domain", "regression"]
-
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a gate may know about the task when it is built; nothing about the data itself."""
+    """What a gate may know about the task when it is built; nothing about the data itself.
+
+    The shapes every family shares are fields; anything else a family declares (``readout``,
+    ``target``, ``vocab_size``, ``n_tasks``, ...) is in ``extras`` and also readable as an
+    attribute (``info.readout``). A gate that needs an extra checks for it in ``supports``.
+    """
 
     d_model: int  # D, the width of x
-    n_experts: int  # E, the width of the logits
+    n_experts: int  # E, the number of experts (the width of a router's logits)
     seq_len: int  # T used in training (gates must still accept other lengths)
-    readout: Readout  # "final": only the last position is scored; "all": every position
-    target: TargetKind  # what the scored positions are trained towards
+    kind: str = "router"  # the gate kind the family runs
+    inputs: tuple[str, ...] = ("x",)  # side inputs the family provides besides x: see ``Side``
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extras", dict(self.extras))  # a private copy
+
+    def __getattr__(self, name: str) -> Any:
+        extras = self.__dict__.get("extras", {})
+        if name in extras:
+            return extras[name]
+        raise AttributeError(
+            f"TaskInfo has no field or extra '{name}' (extras here: {sorted(extras) or 'none'}); "
+            "check for it in supports() before using it"
+        )
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """An extra, or ``default`` where this family does not declare it."""
+        return self.extras.get(name, default)
+
+    def __hash__(self) -> int:
+        return hash(repr(self.as_dict()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskInfo) and self.as_dict() == other.as_dict()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (for job payloads and hashes)."""
+        return {
+            "d_model": self.d_model,
+            "n_experts": self.n_experts,
+            "seq_len": self.seq_len,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "extras": dict(sorted(self.extras.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskInfo:
+        return cls(**{**data, "inputs": tuple(data.get("inputs", ("x",)))})
+
+
+class Side(NamedTuple):
+    """Inputs besides x that some families provide (``TaskInfo.inputs`` names them).
+
+    A gate that wants them takes a third argument ``side`` in ``forward`` and ``step``; the
+    harness passes it only to such gates.
+    """
+
+    token_ids: Tensor | None = None  # (B, T) int64 from forward, (B,) from step: families with a vocabulary
+    task_id: Tensor | None = None  # (B,) int64: continual-learning families that reveal the task
 
 
 class GateOutput(NamedTuple):
-    """What ``forward`` and ``step`` return."""
+    """What a router's ``forward`` and ``step`` return."""
 
     logits: Tensor  # (B, T, E) from forward, (B, E) from step
     state: State = None  # state after the last position, to continue the stream from
@@ -72,15 +133,15 @@ class Feedback:
     step: int  # optimiser step index (0-based)
 
 
-class RouterGate(nn.Module):
-    """Base class of every router gate: baselines and submissions alike.
-
-    Subclasses implement ``forward``; stateful gates also implement ``step`` and
-    ``initial_state``. Hyper-parameters are keyword arguments of ``__init__`` after ``info``.
-    """
+class Gate(nn.Module):
+    """What every gate kind shares. Hyper-parameters are keyword arguments of ``__init__`` after
+    ``info``; parameters are drawn from the global RNG, which the harness seeds."""
 
     causal: ClassVar[bool] = True
     """False only for labelled ceilings (e.g. the oracle that reads x[t+1]); never ranked."""
+
+    kind: ClassVar[str] = ""
+    """The gate kind ("router", "updater", ...); set by each kind's base class."""
 
     def __init__(self, info: TaskInfo) -> None:
         super().__init__()
@@ -92,30 +153,63 @@ class RouterGate(nn.Module):
         the user instead of a crash when it cannot."""
         return True, ""
 
-    def forward(self, x: Tensor, state: State = None) -> GateOutput:
-        """Route a whole sequence at once: x (B, T, D) -> logits (B, T, E), continuing ``state``."""
-        raise NotImplementedError
-
     def initial_state(self, batch_size: int) -> State:
         """The state before the first token (None for stateless gates)."""
         return None
 
-    def step(self, x_t: Tensor, state: State = None) -> GateOutput:
-        """Route one position: x_t (B, D) -> logits (B, E) and the next state.
+    def forward(self, x: Tensor, state: State = None) -> Any:
+        """The whole sequence at once: x (B, T, D), continuing ``state``."""
+        raise NotImplementedError
 
-        The default is right for stateless gates only. A stateful gate overrides it with the plain
-        recurrence: the harness uses it as the oracle that ``forward`` is checked against.
-        """
-        out = self.forward(x_t.unsqueeze(1), state)
-        return GateOutput(out.logits.squeeze(1), out.state, None)
+    def step(self, x_t: Tensor, state: State = None) -> Any:
+        """One position: x_t (B, D) and the state so far -> output and the next state. A stateful
+        gate implements the plain recurrence: the harness checks ``forward`` against it."""
+        raise NotImplementedError
 
-    @torch.no_grad()
     def observe(self, feedback: Feedback) -> None:
-        """Receive per-expert error after each optimiser step (no gradient). Default: ignore."""
+        """Receive feedback after each optimiser step (called under no_grad). Default: ignore."""
 
-    def reset(self) -> None:
-        """Forget anything learned online through ``observe`` (not the parameters)."""
+    def begin_task(self, index: int) -> None:
+        """A new task of a continual-learning sequence starts (task ``index``). Default: nothing."""
+
+    def end_task(self, index: int) -> None:
+        """Task ``index`` of a continual-learning sequence has ended. Default: nothing."""
 
     def diagnostics(self) -> dict[str, Tensor]:
         """Named internal quantities worth recording (e.g. learned decay, precision)."""
         return {}
+
+
+class RouterGate(Gate):
+    """Base class of every router: token representations -> routing logits over experts.
+
+    Subclasses implement ``forward``; stateful gates also implement ``step`` and
+    ``initial_state``.
+    """
+
+    kind: ClassVar[str] = "router"
+
+    def forward(self, x: Tensor, state: State = None) -> GateOutput:
+        """Route a whole sequence at once: x (B, T, D) -> logits (B, T, E), continuing ``state``."""
+        raise NotImplementedError
+
+    def step(self, x_t: Tensor, state: State = None) -> GateOutput:
+        """Route one position: x_t (B, D) -> logits (B, E) and the next state.
+
+        The default is right for stateless gates only.
+        """
+        out = self.forward(x_t.unsqueeze(1), state)
+        return GateOutput(out.logits.squeeze(1), out.state, None)
+
+
+class UpdaterGate(Gate):
+    """Base class of updaters: gates that write a recurrent fast-weight state (e.g. LoRA factors)
+    which the family applies inside its experts. The fact-retrieval family defines the outputs."""
+
+    kind: ClassVar[str] = "updater"
+
+
+@torch.no_grad()
+def deliver_feedback(gate: Gate, feedback: Feedback) -> None:
+    """How the harness calls ``observe``: outside autograd, whatever the gate declares."""
+    gate.observe(feedback)

@@ -47,5 +47,9 @@ class RunSeeds:
         self.data = derive_seed(self.base, "data")
         self.init = derive_seed(self.base, "init")
 
+    def derive(self, purpose: str) -> int:
+        """A further seed of this run for one purpose (e.g. "prepare" for a family's artefact)."""
+        return derive_seed(self.base, purpose)
+
     def as_dict(self) -> dict[str, int]:
         return {"base": self.base, "data": self.data, "init": self.init}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from suite.aggregate import aggregate
-from suite.leaderboard import leaderboard
-from suite.synthetic import synthetic_records
+from suite.results.aggregate import aggregate
+from suite.results.leaderboard import leaderboard
+from tests.synthetic import synthetic_records
 
 
 def test_partial_and_failed_statuses():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from suite.claims import judge, printed_resolution
-from suite.stats import summarize
+from suite.results.claims import judge, printed_resolution
+from suite.results.stats import summarize
 
 
 def _claim(**kw):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datasets
 import torch
 
-from suite.families import get_family
-from suite.families.transition.data import MixtureStream, RoutingStream
+from suite.tasks.family import get_family
+from suite.tasks.families.transition.data import MixtureStream, RoutingStream
 from suite.seeding import RunSeeds
 
 

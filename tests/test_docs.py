@@ -53,10 +53,10 @@ def test_every_cli_subcommand_in_the_readme_parses():
 
 
 def test_submitting_guide_lists_exactly_the_checks_the_harness_runs():
-    from suite.conformance import run_conformance
-    from suite.families import get_family
-    from suite.registry import get_gate
-    from suite.spec import load_all_tasks
+    from suite.gates.conformance import run_conformance
+    from suite.tasks.family import get_family
+    from suite.gates.entries import get_gate
+    from suite.tasks.loading import load_all_tasks
 
     task = next(t for t in load_all_tasks() if t.id == "transition/anticipation")
     info = get_family(task.family).task_info(task)

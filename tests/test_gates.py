@@ -7,11 +7,11 @@ import torch
 
 from baselines.precision import PrecisionTracker
 from baselines.temporal_memory import LeakyIntegrator
-from suite.conformance import run_conformance
+from suite.gates.conformance import run_conformance
 from suite.contract import Feedback, TaskInfo
-from suite.families import get_family
-from suite.registry import get_gate
-from suite.spec import load_all_tasks
+from suite.tasks.family import get_family
+from suite.gates.entries import get_gate
+from suite.tasks.loading import load_all_tasks
 
 TASK_INFOS = {
     t.id: get_family(t.family).task_info(t.for_profile("smoke")) for t in load_all_tasks()
@@ -20,7 +20,7 @@ SEQUENCE_INFO = TASK_INFOS["transition/anticipation"]
 
 
 def _pairs():
-    from suite.registry import all_gates
+    from suite.gates.entries import all_gates
 
     for gate in all_gates():
         if gate.origin != "baseline":

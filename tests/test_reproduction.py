@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suite.aggregate import aggregate
+from suite.results.aggregate import aggregate
 
 TABLE5 = ["affinity", "beta", "pi", "ant", "beta+pi", "beta+ant", "pi+ant", "beta+pi+ant", "oracle"]
 

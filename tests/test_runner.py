@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from suite.aggregate import aggregate
-from suite.families import get_family
-from suite.records import read_record
-from suite.sandbox import landlock_abi
+from suite.results.aggregate import aggregate
+from suite.tasks.family import get_family
+from suite.runs.records import read_record
+from suite.runs.sandbox import landlock_abi
 from suite.seeding import RunSeeds
 
 ANT = "transition/anticipation"
@@ -140,7 +140,7 @@ def test_a_run_cannot_write_into_the_results_folder(sweep, tasks, tmp_path):
 
 
 def test_non_finite_outputs_never_reach_a_record():
-    from suite.runner import clean_value
+    from suite.runs.records import clean_value
 
     cleaned = clean_value(
         {"metrics": {"acc": 0.5}, "traces": {"t": {"y": [1.0, float("nan")]}},

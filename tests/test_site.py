@@ -14,12 +14,13 @@ from urllib.parse import unquote, urlparse
 import pyarrow.parquet as pq
 import pytest
 
-from suite.aggregate import aggregate, report_rows
-from suite.records import iter_records
-from suite.registry import get_gate
-from suite.runner import Sweep, SweepOptions
-from suite.spec import load_all_tasks
-from suite.synthetic import synthetic_records
+from suite.results.aggregate import aggregate, report_rows
+from suite.runs.records import iter_records
+from suite.gates.entries import get_gate
+from suite.runs.setup import SweepOptions
+from suite.runs.sweep import Sweep
+from suite.tasks.loading import load_all_tasks
+from tests.synthetic import synthetic_records
 from suite.website.build import build_site, render_site, safe_url
 
 ANT_GATES = ["affinity", "beta", "pi", "ant", "beta+pi", "beta+ant", "pi+ant", "beta+pi+ant",

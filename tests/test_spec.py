@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from suite.errors import SpecError
-from suite.spec import (
+from suite.tasks.spec import (
     PROFILES,
     SPECS_DIR,
     load_all_tasks,
@@ -182,7 +182,7 @@ def test_select_tasks_by_prefix_family_and_typo(tasks):
 def test_spec_contents_match_their_locked_versions():
     problems = lock_problems(load_all_tasks())
     assert not problems, (
-        "\n".join(problems) + "\nAfter bumping versions run: python -m suite.spec --update-lock"
+        "\n".join(problems) + "\nAfter bumping versions run: python -m suite.tasks.spec --update-lock"
     )
 
 

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from suite.aggregate import aggregate
+from suite.results.aggregate import aggregate
 from suite.errors import SubmissionError
-from suite.records import iter_records
-from suite.registry import all_gates
-from suite.runner import Sweep, SweepOptions
-from suite.scaffold import new_submission
-from suite.spec import load_all_tasks
-from suite.submissions import load_manifest, submission_hash
-from suite.submit import load_submissions, render_summary, submit
+from suite.runs.records import iter_records
+from suite.gates.entries import all_gates
+from suite.runs.setup import SweepOptions
+from suite.runs.sweep import Sweep
+from suite.gates.scaffold import new_submission
+from suite.tasks.loading import load_all_tasks
+from suite.gates.submissions import load_manifest, submission_hash
+from suite.runs.submit import load_submissions, render_summary, submit
 from suite.website.build import build_site
 
 ANT = "transition/anticipation"

@@ -21,15 +21,15 @@ import jinja2
 import numpy as np
 
 import suite
-from suite.aggregate import Aggregate, Cell, GateResult, TaskResult
 from suite.errors import GateBenchError
-from suite.families import family_names, get_family
-from suite.leaderboard import LeaderboardRow, TaskScale, leaderboard
-from suite.provenance import REPO_ROOT
-from suite.records import RunRecord
-from suite.report import fmt
-from suite.results import load_results
-from suite.spec import slug
+from suite.results.aggregate import Aggregate, Cell, GateResult, TaskResult
+from suite.results.leaderboard import LeaderboardRow, TaskScale, leaderboard
+from suite.results.loading import load_results
+from suite.results.report import fmt
+from suite.runs.provenance import REPO_ROOT
+from suite.runs.records import RunRecord
+from suite.tasks.family import family_names, get_family
+from suite.identity import slug
 from suite.website.exports import claim_rows, write_downloads
 from suite.website.plots import CIRow, Series, ci_plot, line_plot
 

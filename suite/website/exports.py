@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from suite.aggregate import Aggregate, report_rows
-from suite.records import RunRecord
+from suite.results.aggregate import Aggregate, report_rows
+from suite.runs.records import RunRecord
 
 
 def write_records_jsonl(path: Path, records: list[RunRecord]) -> None:

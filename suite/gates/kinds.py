@@ -1,0 +1,128 @@
+"""Gate kinds: what the harness needs to know to call, check and train a gate of each kind.
+
+The contract (``suite.contract``) says what a gate author implements; a ``GateKind`` is the small
+adapter the harness uses on top of it: how to call forward and step (with the family's side
+inputs where the gate takes them), which tensor holds the per-position output that causality,
+streaming and isolation are checked on, and which shape it must have. Conformance is written once
+per property against this adapter, so a new kind (the facts family's updater, or a toy kind in the
+tests) only registers an adapter.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from suite.contract import Feedback, Gate, GateOutput, RouterGate, Side, State, TaskInfo
+from suite.registry import Registry
+
+
+def takes_side(gate: Gate) -> bool:
+    """Whether the gate's forward accepts the family's side inputs (a third argument)."""
+    params = inspect.signature(gate.forward).parameters
+    return "side" in params
+
+
+class GateKind:
+    """The adapter of one gate kind; subclasses override what differs."""
+
+    name: str = ""
+    base: type[Gate] = Gate
+    output_type: type = tuple
+
+    # -- calling --------------------------------------------------------------------------------
+
+    def forward(self, gate: Gate, x: Tensor, state: State = None, side: Side | None = None) -> Any:
+        if side is not None and takes_side(gate):
+            return gate(x, state, side)
+        return gate(x, state) if state is not None else gate(x)
+
+    def step(self, gate: Gate, x_t: Tensor, state: State, side_t: Side | None = None) -> Any:
+        if side_t is not None and takes_side(gate):
+            return gate.step(x_t, state, side_t)
+        return gate.step(x_t, state)
+
+    # -- reading outputs ------------------------------------------------------------------------
+
+    def per_position(self, out: Any) -> Tensor:
+        """The output checked for causality, isolation and streaming: (B, T, ...) from forward,
+        (B, ...) from step."""
+        raise NotImplementedError
+
+    def state(self, out: Any) -> State:
+        return out.state
+
+    def aux_loss(self, out: Any) -> Tensor | None:
+        return getattr(out, "aux_loss", None)
+
+    def expected_shape(self, info: TaskInfo, batch: int, length: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def check_output(self, out: Any, info: TaskInfo, batch: int, length: int) -> str | None:
+        """A sentence saying what is wrong with a forward output, or None."""
+        if not isinstance(out, self.output_type):
+            return (
+                f"forward returned {type(out).__name__}; return "
+                f"suite.contract.{self.output_type.__name__}"
+            )
+        got = tuple(self.per_position(out).shape)
+        expected = self.expected_shape(info, batch, length)
+        if got != expected:
+            return f"outputs have shape {got}, expected {self.shape_name} = {expected}"
+        return None
+
+    shape_name: str = "(B, T, ...)"
+
+    # -- training in the checks -------------------------------------------------------------------
+
+    def probe_loss(self, out: Any, targets: Tensor) -> Tensor:
+        """A loss for the determinism and gradient checks; ``targets`` is (B, T) int64."""
+        y = self.per_position(out)
+        return (y.float() * torch.linspace(-1, 1, y.shape[-1], device=y.device)).mean()
+
+    def feedback(self, info: TaskInfo, targets: Tensor, step: int) -> Feedback | None:
+        return None
+
+
+class RouterKind(GateKind):
+    name = "router"
+    base = RouterGate
+    output_type = GateOutput
+    shape_name = "(B, T, E)"
+
+    def per_position(self, out: GateOutput) -> Tensor:
+        return out.logits
+
+    def expected_shape(self, info: TaskInfo, batch: int, length: int) -> tuple[int, ...]:
+        return (batch, length, info.n_experts)
+
+    def probe_loss(self, out: GateOutput, targets: Tensor) -> Tensor:
+        E = out.logits.shape[-1]
+        return torch.nn.functional.cross_entropy(out.logits.reshape(-1, E), targets.reshape(-1))
+
+    def feedback(self, info: TaskInfo, targets: Tensor, step: int) -> Feedback:
+        error = (targets.unsqueeze(-1) != torch.arange(info.n_experts)).float()  # (B, T, E)
+        return Feedback(expert_error=error, step=step)
+
+
+kinds: Registry[GateKind] = Registry("gate kind")
+
+
+def register_kind(kind: GateKind) -> GateKind:
+    return kinds.add(kind.name, kind, origin=type(kind).__module__)
+
+
+register_kind(RouterKind())
+
+
+def check_forward(
+    gate: Gate, out: Any, info: TaskInfo, batch: int, length: int, where: str = "gate.forward"
+) -> Any:
+    """Fail with a readable reason when a gate returns the wrong thing (used in training loops)."""
+    problem = kinds.get(info.kind).check_output(out, info, batch, length)
+    if problem is not None:
+        raise ValueError(f"{where}: {problem}")
+    return out

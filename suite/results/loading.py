@@ -1,0 +1,44 @@
+"""Loading a results folder into an aggregate, matched against the specs as they are now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from suite.results.aggregate import Aggregate, aggregate
+from suite.runs.plan import task_ref
+from suite.runs.records import RunRecord, TaskRef, iter_records
+from suite.tasks.loading import load_all_tasks, select_tasks
+
+
+def current_refs(
+    records: Sequence[RunRecord], profile: str | None = None, task_ids: Sequence[str] = ()
+) -> dict[str, TaskRef | None]:
+    """Per task with records: its current spec for ``profile`` (default: the profile of the
+    task's newest record). Tasks without a spec keep their records' own description (None),
+    unless ``task_ids`` narrows the selection."""
+    specs = {t.id: t for t in select_tasks(load_all_tasks(), task_ids)}
+    newest: dict[str, RunRecord] = {}
+    for rec in records:
+        seen = newest.get(rec.task.id)
+        if seen is None or rec.provenance.created_at > seen.provenance.created_at:
+            newest[rec.task.id] = rec
+    current: dict[str, TaskRef | None] = {}
+    for task_id, rec in newest.items():
+        spec = specs.get(task_id)
+        if spec is not None:
+            chosen = profile or rec.profile.split("+")[0]
+            paper_hash = spec.for_profile("paper").spec_hash()
+            current[task_id] = task_ref(spec.for_profile(chosen), paper_hash)
+        elif not task_ids:
+            current[task_id] = None
+    return current
+
+
+def load_results(
+    results: Path, profile: str | None = None, task_ids: Sequence[str] = ()
+) -> tuple[Aggregate, list[RunRecord]]:
+    bad: list[Path] = []
+    records = list(iter_records(results, bad))
+    agg = aggregate(records, current_refs(records, profile, task_ids), unreadable=len(bad))
+    return agg, records

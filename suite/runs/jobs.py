@@ -1,0 +1,115 @@
+"""What a worker process does with one job: prepare an artefact, check a gate, or run one.
+
+Jobs arrive as plain payloads and results leave as plain data, so the same functions serve the
+local process-per-run executor and a Dask cluster. Only the parent process writes files.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+import torch
+
+from suite.contract import TaskInfo
+from suite.gates.conformance import run_conformance
+from suite.gates.entries import resolve_ref
+from suite.gates.submissions import execute_inspect
+from suite.runs.artifacts import load_artifact, to_bytes
+from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks.family import RunContext, TaskFamily, get_family
+from suite.tasks.spec import TaskSpec
+
+
+def pin_threads(n: int = 1) -> None:
+    """One BLAS/OpenMP thread per run: parallelism comes from running several runs at once, and
+    a fixed thread count keeps reductions (hence results) bit-identical."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    torch.set_num_threads(n)
+
+
+def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
+    family = get_family(payload["spec"]["family"])
+    return family.spec_model.model_validate(payload["spec"]), family
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def execute_prepare(payload: dict[str, Any]) -> dict[str, Any]:
+    """Build a family's artefact for one (task, seed); the parent writes it."""
+    pin_threads(payload.get("threads", 1))
+    spec, family = _spec(payload)
+    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"])
+    started = time.monotonic()
+    artifact = family.prepare(spec, seeds)
+    return {"blob": to_bytes(artifact), "wall_time_s": time.monotonic() - started}
+
+
+def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train one gate on one seed of one task; raises on any failure (the caller records it)."""
+    pin_threads(payload.get("threads", 1))
+    spec, family = _spec(payload)
+    entry = resolve_ref(payload["gate"])
+    info = family.task_info(spec)
+    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"])
+    device = torch.device(payload.get("device", "cpu"))
+    artifact = None
+    if payload.get("artifact"):
+        artifact = load_artifact(payload["artifact"]["path"], payload["artifact"]["hash"])
+    started = time.monotonic()
+    deadline = started + float(payload.get("time_limit_s", spec.limits.time_s))
+    with seeded_global_rng(seeds.init):
+        gate = entry.build(info, payload["gate"].get("params_override")).to(device)
+    n_params = sum(p.numel() for p in gate.parameters() if p.requires_grad)
+    ctx = RunContext(seeds=seeds, device=device, deadline=deadline, artifact=artifact)
+    output = family.run(spec, gate, ctx)
+    return {
+        "metrics": output.metrics,
+        "arrays": {
+            name: {"values": a.as_array().tolist(), "coords": a.coords, "marks": a.marks}
+            for name, a in output.arrays.items()
+        },
+        "diagnostics": output.diagnostics,
+        "notes": output.notes,
+        "data_fingerprint": output.data_fingerprint,
+        "n_params": n_params,
+        "wall_time_s": time.monotonic() - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "seeds": seeds.as_dict(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def execute_conformance(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run the conformance checks of one gate on one task's shapes."""
+    pin_threads(payload.get("threads", 1))
+    spec, family = _spec(payload)
+    entry = resolve_ref(payload["gate"])
+    info: TaskInfo = family.task_info(spec)
+    seed = RunSeeds(spec.master_seed, spec.id, 0).init
+    report = run_conformance(
+        entry,
+        info,
+        payload["gate"].get("params_override"),
+        seed,
+        max_params=spec.limits.max_params,
+        declared_budget=payload["gate"].get("parameter_budget"),
+    )
+    return report.model_dump(mode="json")
+
+
+JOB_FUNCTIONS = {
+    "prepare": execute_prepare,
+    "run": execute_run,
+    "conformance": execute_conformance,
+    "inspect": execute_inspect,
+}
+
+
+def execute(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return JOB_FUNCTIONS[kind](payload)

@@ -1,0 +1,40 @@
+"""The transition-stream family: routing at domain transitions and precision-weighted mixtures.
+
+Tasks of Wong (2026), "Affinity Is Not Enough" (arXiv 2605.00604): early signal (Task A), domain
+switch (Task B), anticipation of the next domain (the 2^3 ablation), and precision regression with
+static or shifting expert reliability. Each kind of data (``data.kind`` in a spec) has its own
+module with the same three functions; the family dispatches on the kind.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from suite.contract import RouterGate, TaskInfo
+from suite.seeding import RunSeeds
+from suite.tasks.families.transition import mixture, routing
+from suite.tasks.families.transition.spec import TransitionSpec
+from suite.tasks.family import RunContext, RunOutput, TaskFamily, register_family
+
+BY_DATA_KIND: dict[str, ModuleType] = {"routing-stream": routing, "expert-mixture": mixture}
+
+
+@register_family
+class TransitionFamily(TaskFamily[TransitionSpec]):
+    name = "transition"
+    spec_model = TransitionSpec
+    gate_kind = "router"
+    description = (
+        "Synthetic streams whose domain changes: does the gate carry context, anticipate the "
+        "switch, and trust the reliable expert?"
+    )
+
+    def task_info(self, spec: TransitionSpec) -> TaskInfo:
+        return BY_DATA_KIND[spec.data.kind].task_info(spec)
+
+    def run(self, spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
+        return BY_DATA_KIND[spec.data.kind].run(spec, gate, ctx)
+
+    def eval_dataset(self, spec: TransitionSpec, seeds: RunSeeds) -> Any:
+        return BY_DATA_KIND[spec.data.kind].eval_dataset(spec, seeds.data)

@@ -1,0 +1,149 @@
+"""Task families: each owns the model around the gate, its training loop and its metrics.
+
+A family plugs into the harness through ``TaskFamily`` and nothing else: no shared module knows
+what a family's data looks like. A family is a sub-package of ``suite.tasks.families`` (found by
+folder convention) that registers a ``TaskFamily`` subclass with ``@register_family``; its specs
+live in its ``specs/`` folder. Adding a family touches no shared module.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from suite.contract import TaskInfo
+from suite.identity import folder_hash
+from suite.registry import Registry, discover
+from suite.seeding import RunSeeds
+from suite.tasks.spec import TaskSpec
+
+Artifact = dict[str, Tensor]
+"""What a family prepares once per (spec, seed) before any gate runs, e.g. a frozen base model's
+state dict. Tensors only, so it loads with ``torch.load(weights_only=True)``."""
+
+
+class RunTimeout(RuntimeError):
+    """The run passed its wall-time limit (checked between optimiser steps)."""
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or an output became NaN or infinite."""
+
+
+@dataclass
+class RunContext:
+    """What a family needs from the harness for one run."""
+
+    seeds: RunSeeds
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    deadline: float = float("inf")  # time.monotonic() value
+    artifact: Artifact | None = None  # the family's prepared artefact for this seed, read-only
+
+    def tick(self, step: int, total: int) -> None:
+        """Called after every optimiser step: stops a run that has passed its time limit."""
+        if time.monotonic() > self.deadline:
+            raise RunTimeout(f"the run passed its time limit at step {step} of {total}")
+
+
+@dataclass
+class ArrayResult:
+    """One array metric of one run: values over the axes its ``MetricInfo`` declares, the
+    coordinates along each axis (default 0..n-1) and named marks (e.g. the transition step)."""
+
+    values: Any  # array-like, shape matching the declared axes
+    coords: dict[str, list[Any]] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def as_array(self) -> np.ndarray:
+        if isinstance(self.values, Tensor):
+            return self.values.detach().cpu().double().numpy()
+        return np.asarray(self.values, dtype=np.float64)
+
+
+@dataclass
+class RunOutput:
+    """A family's result for one run; the harness adds identity, timing and provenance."""
+
+    metrics: dict[str, float]
+    arrays: dict[str, ArrayResult] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    data_fingerprint: str = ""
+
+
+SpecT = TypeVar("SpecT", bound=TaskSpec)
+
+
+class TaskFamily(ABC, Generic[SpecT]):
+    """The interface between the harness and a task family (``SpecT``: its spec model)."""
+
+    name: ClassVar[str]
+    spec_model: ClassVar[type[TaskSpec]]
+    description: ClassVar[str]
+    gate_kind: ClassVar[str] = "router"
+    """The kind of gate this family runs; the plan pairs it with gates of that kind only."""
+
+    @classmethod
+    def folder(cls) -> Path:
+        return Path(inspect.getfile(cls)).resolve().parent
+
+    @classmethod
+    def specs_dir(cls) -> Path:
+        """Where the family's spec files live (ids: ``<name>/<path under this folder>``)."""
+        return cls.folder() / "specs"
+
+    def source_hash(self) -> str:
+        """Hash of the family's own code; it enters every run key of the family."""
+        return folder_hash(self.folder())
+
+    @abstractmethod
+    def task_info(self, spec: SpecT) -> TaskInfo:
+        """Shapes, kind and extras a gate is built for."""
+
+    @abstractmethod
+    def run(self, spec: SpecT, gate: Any, ctx: RunContext) -> RunOutput:
+        """Train and evaluate ``gate`` on one seed of ``spec``."""
+
+    @abstractmethod
+    def eval_dataset(self, spec: SpecT, seeds: RunSeeds) -> Any:
+        """The evaluation split as a ``datasets.Dataset`` (its fingerprint goes into records)."""
+
+    def prepare(self, spec: SpecT, seeds: RunSeeds) -> Artifact:
+        """Build what every gate's run of this (spec, seed) shares, e.g. pre-train and freeze a
+        base model. Trusted code: it runs outside the sandbox, and the harness writes its output
+        once, atomically, keyed by content hash. Families that override it get
+        ``ctx.artifact``."""
+        raise NotImplementedError
+
+    @property
+    def prepares(self) -> bool:
+        return type(self).prepare is not TaskFamily.prepare
+
+
+def _load_families() -> None:
+    discover("suite.tasks.families")
+
+
+families: Registry[TaskFamily[Any]] = Registry(
+    "task family", _load_families, "`gatebench list tasks` shows the tasks of each."
+)
+
+
+def register_family(cls: type[TaskFamily[Any]]) -> type[TaskFamily[Any]]:
+    """Class decorator: register one instance of a family under ``cls.name``."""
+    if not (inspect.isclass(cls) and issubclass(cls, TaskFamily)):
+        raise TypeError(f"{cls!r} is not a TaskFamily subclass")
+    families.add(cls.name, cls(), origin=cls.__module__)
+    return cls
+
+
+def get_family(name: str) -> TaskFamily[Any]:
+    return families.get(name)

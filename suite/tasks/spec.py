@@ -1,0 +1,223 @@
+"""The spec base: what every task family's spec shares, validated by pydantic with unknown keys
+rejected.
+
+A spec file holds the paper-scale settings at its top level and partial overrides per profile
+(``smoke``, ``default``, ``paper``). ``TaskSpec.for_profile`` merges an override and validates the
+result. Family-specific parts (data, model, training) are declared by each family's subclass.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from suite.errors import SpecError
+from suite.identity import stable_hash
+
+PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
+ProfileName = Literal["smoke", "default", "paper"]
+TASK_ID_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)+$"
+MetricKind = Literal["scalar", "curve", "curves", "matrix"]
+ARRAY_DIMS: dict[str, int] = {"curve": 1, "curves": 2, "matrix": 2}
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors, values are immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricInfo(StrictModel):
+    """How to read a metric: what it means, its shape, and which direction is better.
+
+    Scalars are ranked, compared and judged against claims. Arrays (``curve``: one axis, one line
+    per gate; ``curves``: two axes, one line per index of the second axis; ``matrix``: two axes,
+    a heatmap) are averaged over seeds element-wise and drawn by their kind.
+    """
+
+    description: str
+    higher_is_better: bool = True
+    unit: str = ""
+    ideal: float | None = Field(
+        None, description="The best possible value: the normalised score's 1 without a ceiling."
+    )
+    kind: MetricKind = "scalar"
+    axes: tuple[str, ...] = Field((), description="Axis names of an array, outermost first.")
+    label: str = Field("", description="What the values are, for plot axes (default: the name).")
+    deterministic: bool = Field(
+        True, description="False for timings and memory: kept out of bit-identity checks."
+    )
+
+    @model_validator(mode="after")
+    def _axes_match_kind(self) -> MetricInfo:
+        want = ARRAY_DIMS.get(self.kind, 0)
+        if len(self.axes) != want:
+            raise ValueError(f"a {self.kind} metric has {want} axes, got {list(self.axes)}")
+        return self
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind == "scalar"
+
+
+class Source(StrictModel):
+    paper: str = Field(description="Short citation of the paper whose task this is.")
+    ref: str = Field("", description="Where in the paper: section, table, figure.")
+    url: str = Field("", pattern=r"^(https?://\S+)?$")
+
+
+class Limits(StrictModel):
+    time_s: float = Field(900.0, gt=0, description="Wall-time limit of one run, in seconds.")
+    memory_mb: int = Field(4096, gt=0, description="Address-space allowance of one run, in MiB.")
+    max_params: int | None = Field(
+        None, gt=0, description="Most trainable parameters a gate may have on this task."
+    )
+
+
+class Claim(StrictModel):
+    """A published number to reproduce: one gate's metric, or an interaction of ablation factors."""
+
+    metric: str
+    gate: str | None = None
+    interaction: tuple[str, str] | None = None
+    mean: float
+    sd: float | None = Field(None, ge=0)
+    n: int | None = Field(None, gt=0)
+    source: str = Field(description="Table or section the number comes from.")
+    note: str = ""
+    bound: Literal["equal", "at-most", "at-least"] = Field(
+        "equal", description="'at-most' for claims such as 'complete by step 600'."
+    )
+    tolerance: float | None = Field(
+        None, ge=0, description="Absolute difference still called close (default 5% of mean)."
+    )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Claim:
+        if (self.gate is None) == (self.interaction is None):
+            raise ValueError("a claim names exactly one of 'gate' or 'interaction'")
+        return self
+
+    @property
+    def subject(self) -> str:
+        return self.gate if self.gate else "×".join(self.interaction or ())
+
+
+class Ablation(StrictModel):
+    """A full factorial design over gate mechanisms; the cell of factors {a, b} is gate 'a+b'."""
+
+    factors: list[str] = Field(min_length=2)
+    metric: str
+    baseline: str = Field(description="Gate id of the cell with no factor switched on.")
+
+    def cell_gate(self, active: Iterable[str]) -> str:
+        chosen = [f for f in self.factors if f in set(active)]
+        return "+".join(chosen) if chosen else self.baseline
+
+    def cell_factors(self, gate_id: str) -> list[bool]:
+        """Which factors are on in the cell named ``gate_id`` (the inverse of ``cell_gate``)."""
+        active = set() if gate_id == self.baseline else set(gate_id.split("+"))
+        return [f in active for f in self.factors]
+
+
+class TaskSpec(StrictModel):
+    """Fields shared by every task family."""
+
+    family_metrics: ClassVar[dict[str, MetricInfo]] = {}
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    family: str
+    version: int = Field(gt=0, description="Bump on any change that alters results.")
+    title: str
+    description: str
+    source: Source
+    variant_of: str | None = None
+    reference_gate: str | None = Field(
+        None, description="Gate that deltas are paired against and that scores 0 when normalised."
+    )
+    ceiling_gate: str | None = None
+    primary_metric: str
+    metrics: list[str] = Field(min_length=1)
+    seeds: int = Field(5, gt=0, le=100)
+    master_seed: int = Field(0, ge=0)
+    gate_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    limits: Limits = Limits()
+    ablation: Ablation | None = None
+    claims: list[Claim] = Field(default_factory=list)
+    profiles: dict[ProfileName, dict[str, Any]] = Field(default_factory=dict)
+
+    def available_metrics(self) -> dict[str, MetricInfo]:
+        """Metrics this task can compute; families narrow it by the data settings."""
+        return dict(self.family_metrics)
+
+    @model_validator(mode="after")
+    def _metrics_known(self) -> TaskSpec:
+        available = self.available_metrics()
+        for name in self.metrics:
+            if name not in available:
+                raise ValueError(
+                    f"metric '{name}' is not available for this task; "
+                    f"available: {', '.join(sorted(available))}"
+                )
+        used = {"primary_metric": self.primary_metric}
+        if self.ablation:
+            used["ablation.metric"] = self.ablation.metric
+        for i, claim in enumerate(self.claims):
+            used[f"claims.{i}.metric"] = claim.metric
+        for where, name in used.items():
+            if name not in self.metrics:
+                raise ValueError(f"{where} '{name}' must be one of metrics {self.metrics}")
+            if not available[name].is_scalar:
+                raise ValueError(f"{where} '{name}' must be a scalar metric, not an array")
+        return self
+
+    # -- profiles and identity --------------------------------------------------------------
+
+    def for_profile(self, profile: str) -> TaskSpec:
+        """The spec as a given profile runs it (override merged, ``profiles`` dropped)."""
+        if profile not in PROFILES:
+            raise SpecError(f"Unknown profile '{profile}'. Profiles are: {', '.join(PROFILES)}.")
+        return type(self).model_validate(merge_profile(self.model_dump(mode="json"), profile))
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """The scalars the spec lists, then every array the task computes."""
+        available = self.available_metrics()
+        listed = {m: available[m] for m in self.metrics}
+        arrays = {m: i for m, i in available.items() if not i.is_scalar and m not in listed}
+        return {**listed, **arrays}
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change results; their hash is part of every run's key. Gate
+        hyper-parameters are not here: each run's key holds its own gate's."""
+        keep = ("id", "family", "version", "master_seed", "metrics")
+        raw = self.model_dump(mode="json")
+        return {k: raw[k] for k in (*keep, *self.family_identity_fields())}
+
+    def family_identity_fields(self) -> tuple[str, ...]:
+        """Top-level fields of the family's spec that change results (data, model, training)."""
+        return ()
+
+    def spec_hash(self) -> str:
+        return stable_hash(self.identity())
+
+
+def merge_profile(raw: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    """A raw spec with one profile's override merged in and ``profiles`` emptied: the one way
+    profiles are applied, at load time and at run time."""
+    override = (raw.get("profiles") or {}).get(profile) or {}
+    merged = _deep_merge(dict(raw), override)
+    merged["profiles"] = {}
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -1,0 +1,50 @@
+"""Small helpers shared by task families' training loops."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from suite.tasks.family import NonFiniteError
+
+
+def make_optimizer(lr: float, modules: Iterable[nn.Module]) -> torch.optim.Optimizer | None:
+    """Adam over every trainable parameter; None when there is nothing to train (hash routing)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if not params:
+        return None
+    return torch.optim.Adam(params, lr=lr)
+
+
+def check_finite(loss: Tensor, step: int) -> float:
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NonFiniteError(f"the training loss became {value} at step {step}")
+    return value
+
+
+def thin(values: Tensor, max_points: int = 250) -> tuple[list[int], list[Any]]:
+    """Bin-average a (steps, ...) series to at most ``max_points`` points; x is each bin's start."""
+    steps = values.shape[0]
+    width = max(1, math.ceil(steps / max_points))
+    starts = list(range(0, steps, width))
+    means = [values[s : s + width].float().mean(dim=0).tolist() for s in starts]
+    return starts, means
+
+
+def diagnostics_summary(diag: dict[str, Tensor]) -> dict[str, Any]:
+    """Scalars stay scalars, small vectors are kept whole, large ones become mean/min/max."""
+    out: dict[str, Any] = {}
+    for name, value in diag.items():
+        v = value.detach().float().cpu().flatten()
+        if v.numel() == 1:
+            out[name] = v.item()
+        elif v.numel() <= 64:
+            out[name] = v.tolist()
+        else:
+            out[name] = {"mean": v.mean().item(), "min": v.min().item(), "max": v.max().item()}
+    return out
