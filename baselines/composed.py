@@ -135,14 +135,9 @@ class ComposedRouter(RouterGate):
         logits, _ = self._route(x_t, h)
         return GateOutput(logits, None if self.memory is None else h)
 
-    @torch.no_grad()
     def observe(self, feedback: Feedback) -> None:
         if self.precision is not None:
             self.precision.update(feedback.expert_error)
-
-    def reset(self) -> None:
-        if self.precision is not None:
-            self.precision.reset()
 
     def diagnostics(self) -> dict[str, Tensor]:
         out = {}

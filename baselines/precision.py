@@ -38,6 +38,3 @@ class PrecisionTracker(nn.Module):
         powers = torch.arange(S - 1, -1, -1, device=err.device, dtype=err.dtype)
         weights = (1.0 - m) * torch.pow(torch.tensor(m, dtype=err.dtype), powers)  # (S,)
         self.var.mul_(m**S).add_((weights[:, None] * err).sum(dim=0))
-
-    def reset(self) -> None:
-        self.var.fill_(self.var_init)

@@ -1,8 +1,8 @@
 """Speed measurements (``nox -s bench``), kept out of the tests so tests never depend on timing.
 
 1. Per gate, the cost of one training epoch of the anticipation task at paper scale (batch 512,
-   T = 12), vectorised ``forward`` against the same gate driven by a Python loop of ``step`` calls
-   (the shape of the public prototypes, which loop over time).
+   T = 12) in the family's own training loop, vectorised ``forward`` against the same gate driven
+   by a Python loop of ``step`` calls (the shape of the public prototypes, which loop over time).
 2. The leaky-integrator scan (O(T^2 D), no Python loop) against its recurrence, forward and
    backward, at several sequence lengths.
 3. Rendering the results site from disk for 20 gates × 15 tasks × 5 seeds of synthetic records
@@ -23,17 +23,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from suite.gates.conformance import stream_logits
+from suite.contract import Feedback, GateOutput, RouterGate, State
 from suite.gates.entries import get_gate
 from suite.runs.jobs import pin_threads
 from suite.runs.provenance import hardware
 from suite.runs.setup import SweepOptions, default_workers
 from suite.runs.sweep import Sweep
 from suite.seeding import RunSeeds, seeded_global_rng
-from suite.tasks.families.transition.data import RoutingStream
-from suite.tasks.family import get_family
+from suite.tasks.family import RunContext, get_family
 from suite.tasks.loading import load_all_tasks
 
 TABLE5_GATES = [
@@ -50,34 +48,46 @@ TABLE5_GATES = [
 TASK = "transition/anticipation"
 
 
+class StepLoop(RouterGate):
+    """A gate driven one position at a time through ``step`` (the shape of the public
+    prototypes, which loop over time): the same parameters, the streaming path."""
+
+    def __init__(self, gate: RouterGate) -> None:
+        super().__init__(gate.info)
+        self.inner = gate
+
+    def forward(self, x: torch.Tensor, state: State = None) -> GateOutput:
+        state = self.inner.initial_state(x.shape[0]) if state is None else state
+        logits = []
+        for t in range(x.shape[1]):
+            out = self.inner.step(x[:, t], state)
+            logits.append(out.logits)
+            state = out.state
+        return GateOutput(torch.stack(logits, dim=1), state)
+
+    def observe(self, feedback: Feedback) -> None:
+        self.inner.observe(feedback)
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return self.inner.diagnostics()
+
+
 def epoch_cost(gate_id: str, epochs: int, per_step: bool) -> float:
-    """Milliseconds per training epoch (data, forward, loss, backward, Adam, observe)."""
-    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("paper")
-    info = get_family(spec.family).task_info(spec)
+    """Milliseconds per training epoch (data, forward, loss, backward, Adam, observe, metrics) in
+    the family's own training loop, at the paper profile's batch and length."""
+    base = next(t for t in load_all_tasks() if t.id == TASK).for_profile("paper")
+    spec = base.model_copy(
+        update={"train": base.train.model_copy(update={"epochs": epochs, "eval_window": 1})}
+    )
+    family = get_family(spec.family)
     seeds = RunSeeds(0, TASK, 0)
     with seeded_global_rng(seeds.init):
-        gate = get_gate(gate_id).build(info)
-    stream = RoutingStream(spec.data, seeds.data)
-    opt = torch.optim.Adam(gate.parameters(), lr=spec.train.lr)
-    scored = stream.scored
-    started = None
-    for epoch in range(epochs + 5):
-        if epoch == 5:
-            started = time.perf_counter()
-        batch = stream.batch(epoch, spec.train.batch_size)
-        if per_step:
-            logits, aux = stream_logits(gate, batch.x), None
-        else:
-            out = gate(batch.x)
-            logits, aux = out.logits, out.aux_loss
-        loss = F.cross_entropy(
-            logits[:, scored].reshape(-1, 4), batch.targets[:, scored].reshape(-1)
-        )
-        if aux is not None:
-            loss = loss + aux
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        gate = get_gate(gate_id).build(family.task_info(spec))
+    timed = StepLoop(gate) if per_step else gate
+    warm = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 3})})
+    family.run(warm, timed, RunContext(seeds=seeds))  # first-call costs (lazy imports) excluded
+    started = time.perf_counter()
+    family.run(spec, timed, RunContext(seeds=seeds))
     return (time.perf_counter() - started) / epochs * 1000.0
 
 
@@ -109,8 +119,8 @@ def scan_cost(T: int, batch: int, repeats: int = 20) -> tuple[float, float]:
 def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> tuple[float, int]:
     """(seconds, pages) to build the site from records on disk, as `gatebench site` does."""
     from suite.runs.records import write_record
-    from suite.website.build import build_site
-    from tests.synthetic import synthetic_records
+    from suite.website.site import build_site
+    from tests.synthetic import synthetic_records  # a checkout's test data (bench runs from one)
 
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)

@@ -225,7 +225,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _render_site(results: Path, out: Path | None, profile: str | None) -> None:
-    from suite.website.build import build_site
+    from suite.website.site import build_site
 
     summary = build_site(results, out, profile)
     print(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from suite.results.claims import judge, printed_resolution
 from suite.results.stats import summarize
+from suite.tasks.spec import Claim
 
 
 def _claim(**kw):
-    return {"metric": "m", "gate": "g", "source": "Table 1", **kw}
+    return Claim(metric="m", gate="g", source="Table 1", **kw)
 
 
 def test_printed_resolution():

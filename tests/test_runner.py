@@ -17,15 +17,18 @@ def _by_key(records):
     return {(r.task.id, r.gate.id, r.seed_index): r for r in records}
 
 
-def test_sweep_writes_records_with_metrics_traces_and_provenance(sweep, tasks):
+def test_sweep_writes_records_with_metrics_arrays_and_provenance(sweep, tasks):
     summary, records = sweep([ANT], ["affinity", "beta+ant", "oracle"])
     assert (summary.ok, summary.failed, summary.cached) == (6, 0, 0)
     assert len(records) == 6 and all(r.ok for r in records)
     rec = _by_key(records)[(ANT, "beta+ant", 1)]
     assert set(rec.metrics) == set(tasks[ANT].metrics)
     assert 0.0 <= rec.metrics["acc_transition"] <= 1.0
-    trace = rec.traces["p_correct_by_position"]
-    assert trace["x"] == list(range(11)) and trace["marks"] == {"transition": 5}
+    curve = rec.arrays["p_correct_by_position"]
+    assert curve.coords == {"position t": list(range(11))} and curve.marks == {"transition": 5}
+    assert len(curve.values) == 11 and all(0.0 <= v <= 1.0 for v in curve.values)
+    assert rec.task.metrics["p_correct_by_position"].kind == "curve"
+    assert set(rec.arrays) == set(rec.task.array_metrics())
     assert rec.n_params > 0 and rec.wall_time_s > 0 and rec.peak_rss_mb > 0
     prov = rec.provenance
     assert prov.torch.startswith("2.13") and prov.torch_threads == 1
@@ -63,7 +66,7 @@ def test_reruns_are_bit_identical_across_folders_and_executors(sweep, tmp_path):
     assert a.keys() == b.keys() == c.keys() and len(a) >= 8
     for key in a:
         assert a[key].metrics == b[key].metrics == c[key].metrics, key
-        assert a[key].traces == b[key].traces == c[key].traces, key
+        assert a[key].arrays == b[key].arrays == c[key].arrays, key
 
 
 def test_a_changed_spec_misses_the_cache(sweep, tasks, tmp_path):
@@ -143,10 +146,10 @@ def test_non_finite_outputs_never_reach_a_record():
     from suite.runs.records import clean_value
 
     cleaned = clean_value(
-        {"metrics": {"acc": 0.5}, "traces": {"t": {"y": [1.0, float("nan")]}},
+        {"metrics": {"acc": 0.5}, "arrays": {"t": {"values": [1.0, float("nan")]}},
          "diagnostics": {"pi": [float("inf"), 2.0]}}
     )  # fmt: skip
-    assert cleaned["traces"]["t"]["y"] == [1.0, None]
+    assert cleaned["arrays"]["t"]["values"] == [1.0, None]
     assert cleaned["diagnostics"]["pi"] == [None, 2.0]
     with pytest.raises(ValueError, match=r"metrics \['acc'\] are not finite"):
         clean_value({"metrics": {"acc": float("nan")}})

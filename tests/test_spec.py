@@ -8,17 +8,12 @@ import pytest
 import yaml
 
 from suite.errors import SpecError
-from suite.tasks.spec import (
-    PROFILES,
-    SPECS_DIR,
-    load_all_tasks,
-    load_task_file,
-    lock_problems,
-    select_tasks,
-    update_lock,
-)
+from suite.tasks.families.transition import TransitionFamily
+from suite.tasks.loading import load_all_tasks, load_task_file, select_tasks
+from suite.tasks.lock import lock_problems, update_lock
+from suite.tasks.spec import PROFILES
 
-ANTICIPATION = SPECS_DIR / "transition" / "anticipation.yaml"
+ANTICIPATION = TransitionFamily.specs_dir() / "anticipation.yaml"
 
 
 def _write(tmp_path: Path, data: dict | str, name: str = "transition/broken.yaml") -> Path:
@@ -182,7 +177,7 @@ def test_select_tasks_by_prefix_family_and_typo(tasks):
 def test_spec_contents_match_their_locked_versions():
     problems = lock_problems(load_all_tasks())
     assert not problems, (
-        "\n".join(problems) + "\nAfter bumping versions run: python -m suite.tasks.spec --update-lock"
+        "\n".join(problems) + "\nAfter bumping versions run: python -m suite.tasks.lock --update"
     )
 
 

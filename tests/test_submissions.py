@@ -24,7 +24,7 @@ from suite.gates.scaffold import new_submission
 from suite.tasks.loading import load_all_tasks
 from suite.gates.submissions import load_manifest, submission_hash
 from suite.runs.submit import load_submissions, render_summary, submit
-from suite.website.build import build_site
+from suite.website.site import build_site
 
 ANT = "transition/anticipation"
 REPO = Path(__file__).resolve().parent.parent

@@ -6,6 +6,7 @@ local process-per-run executor and a Dask cluster. Only the parent process write
 
 from __future__ import annotations
 
+import importlib
 import os
 import resource
 import time
@@ -19,7 +20,7 @@ from suite.gates.entries import resolve_ref
 from suite.gates.submissions import execute_inspect
 from suite.runs.artifacts import load_artifact, to_bytes
 from suite.seeding import RunSeeds, seeded_global_rng
-from suite.tasks.family import RunContext, TaskFamily, get_family
+from suite.tasks.family import RunContext, TaskFamily, families, get_family
 from suite.tasks.spec import TaskSpec
 
 
@@ -32,7 +33,12 @@ def pin_threads(n: int = 1) -> None:
 
 
 def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
-    family = get_family(payload["spec"]["family"])
+    """The job's spec and family; a family registered outside ``suite.tasks.families`` (e.g. by
+    a test) is found by importing the module the payload names."""
+    name = payload["spec"]["family"]
+    if name not in families and payload.get("family_module"):
+        importlib.import_module(payload["family_module"])
+    family = get_family(name)
     return family.spec_model.model_validate(payload["spec"]), family
 
 

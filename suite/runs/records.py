@@ -122,7 +122,7 @@ class RunRecord(_Model):
 
 
 def _finite(obj: Any) -> Any:
-    """Non-finite floats (NaN, inf) inside traces and diagnostics become None (JSON has none)."""
+    """Non-finite floats (NaN, inf) inside arrays and diagnostics become None (JSON has none)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

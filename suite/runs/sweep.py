@@ -42,7 +42,7 @@ from suite.runs.setup import (
     check_results_folder,
     make_executor,
 )
-from suite.tasks.family import get_family
+from suite.tasks.family import get_family, job_spec
 from suite.tasks.spec import TaskSpec
 
 CONFORMANCE_TIME_S = 120.0
@@ -116,7 +116,7 @@ class Sweep:
 
     def _payload(self, pair: Pair, run: PlannedRun | None = None) -> dict[str, Any]:
         payload = {
-            "spec": pair.spec.model_dump(mode="json"),
+            **job_spec(pair.spec),
             "gate": pair.gate_payload(),
             "seed_index": run.seed_index if run else 0,
             "device": self.options.device,
@@ -153,7 +153,7 @@ class Sweep:
                 if found is not None:
                     hashes[(spec.id, seed_index)] = found
                     continue
-                payload = {"spec": spec.model_dump(mode="json"), "seed_index": seed_index}
+                payload = {**job_spec(spec), "seed_index": seed_index}
                 label = f"prepare {spec.id} seed {seed_index}"
                 limit = self.options.time_limit_s or spec.limits.time_s
                 memory = self.options.memory_mb or spec.limits.memory_mb

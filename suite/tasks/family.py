@@ -147,3 +147,11 @@ def register_family(cls: type[TaskFamily[Any]]) -> type[TaskFamily[Any]]:
 
 def get_family(name: str) -> TaskFamily[Any]:
     return families.get(name)
+
+
+def job_spec(spec: TaskSpec) -> dict[str, Any]:
+    """A spec as a worker job carries it: its fields and where its family is defined."""
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "family_module": type(get_family(spec.family)).__module__,
+    }

@@ -27,10 +27,11 @@ def _read(path: Path) -> dict[str, dict[str, object]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def lock_problems(tasks: list[TaskSpec]) -> list[str]:
+def lock_problems(tasks: list[TaskSpec], lock: Path | None = None) -> list[str]:
+    """What is wrong between the specs and their lock (each family's, or one ``lock`` file)."""
     problems = []
     for task in tasks:
-        path = lock_file(task)
+        path = lock or lock_file(task)
         digest = task.for_profile("paper").spec_hash()
         entry = _read(path).get(task.id)
         if entry is None:
@@ -45,10 +46,12 @@ def lock_problems(tasks: list[TaskSpec]) -> list[str]:
     return problems
 
 
-def update_lock(tasks: list[TaskSpec]) -> list[Path]:
+def update_lock(tasks: list[TaskSpec], lock: Path | None = None) -> list[Path]:
+    """Record the specs' current hashes (in each family's lock, or in one ``lock`` file)."""
     by_file: dict[Path, dict[str, object]] = defaultdict(dict)
     for t in tasks:
-        by_file[lock_file(t)][t.id] = {"version": t.version, "hash": t.for_profile("paper").spec_hash()}
+        digest = t.for_profile("paper").spec_hash()
+        by_file[lock or lock_file(t)][t.id] = {"version": t.version, "hash": digest}
     for path, lock in by_file.items():
         path.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
     return sorted(by_file)

@@ -1,4 +1,5 @@
-"""Machine-readable downloads: every record as JSONL, the aggregate as CSV and Parquet."""
+"""Machine-readable downloads: every record as JSONL, the aggregate as CSV and Parquet, the array
+metrics' means over seeds (what the plots draw) as CSV, and the claims with their verdicts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -52,9 +54,43 @@ def claim_rows(agg: Aggregate) -> list[dict[str, Any]]:
     return rows
 
 
+def array_rows(agg: Aggregate) -> list[dict[str, Any]]:
+    """One row per element of each gate's array metric: its coordinates, mean, 95% CI and n."""
+    rows = []
+    for tres in agg.tasks:
+        for gres in tres.ordered_gates():
+            for metric, info in tres.task.array_metrics().items():
+                cell = gres.arrays.get(metric)
+                if cell is None or cell.mean.ndim != len(info.axes):
+                    continue
+                coords = [list(cell.coords.get(a) or []) for a in info.axes]
+                for index in np.ndindex(*cell.mean.shape):
+                    row: dict[str, Any] = {
+                        "task": tres.task.id,
+                        "gate": gres.gate.id,
+                        "metric": metric,
+                        "kind": info.kind,
+                    }
+                    for k in range(2):  # arrays have one or two axes
+                        on = k < len(index)
+                        i = index[k] if on else None
+                        row[f"axis_{k}"] = info.axes[k] if on else None
+                        row[f"coord_{k}"] = coords[k][i] if on and i < len(coords[k]) else i
+                    mean, low, high = (float(a[index]) for a in (cell.mean, cell.low, cell.high))
+                    row.update(
+                        mean=None if np.isnan(mean) else mean,
+                        ci_low=None if np.isnan(low) else low,
+                        ci_high=None if np.isnan(high) else high,
+                        n=int(cell.n[index]),
+                    )
+                    rows.append(row)
+    return rows
+
+
 def write_downloads(folder: Path, agg: Aggregate, records: list[RunRecord]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     write_records_jsonl(folder / "records.jsonl", records)
     write_table(folder / "aggregate.csv", folder / "aggregate.parquet", report_rows(agg))
+    write_table(folder / "arrays.csv", None, array_rows(agg))
     write_table(folder / "claims.csv", None, claim_rows(agg))
     return sorted(folder.iterdir())

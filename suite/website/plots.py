@@ -1,4 +1,5 @@
-"""Inline SVG plots: dot-and-whisker CIs and per-position lines, with titles for accessibility.
+"""Inline SVG plots, with titles for accessibility: dot-and-whisker CIs, lines with shaded 95%
+bands, and heatmaps with a colour bar.
 
 Every label passes through ``escape``: gate names and descriptions come from submitters.
 """
@@ -9,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -130,9 +132,34 @@ def ci_plot(title: str, rows: Sequence[CIRow], x_label: str, width: int = 680) -
 
 @dataclass
 class Series:
+    """One line; ``low`` and ``high`` (optional, element-wise) draw a shaded band around it."""
+
     label: str
     xs: Sequence[float]
-    ys: Sequence[float]
+    ys: Sequence[float | None]
+    low: Sequence[float | None] | None = None
+    high: Sequence[float | None] | None = None
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _runs(mask: Sequence[bool]) -> list[list[int]]:
+    """Maximal runs of consecutive indices where ``mask`` holds (lines break at missing values)."""
+    runs: list[list[int]] = []
+    for i, ok in enumerate(mask):
+        if not ok:
+            continue
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _nan(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def line_plot(
@@ -143,17 +170,21 @@ def line_plot(
     marks: dict[str, float] | None = None,
     width: int = 680,
     height: int = 300,
+    x_ticks: Sequence[tuple[float, str]] | None = None,
 ) -> Markup:
-    """One line per series, a legend, and dashed vertical marks (e.g. the transition step)."""
-    legend_w = 180
+    """One line per series with its band, a legend, and dashed vertical marks (e.g. the
+    transition step). ``x_ticks`` replaces the numeric ticks (categorical coordinates)."""
+    longest = max((len(s.label) for s in series), default=0)
+    legend_w = min(180, 34 + 7 * min(longest, 24))
     left, right, top, bottom = 56, legend_w + 10, 16, 44
+    height = max(height, top + 14 * len(series) + bottom)  # room for every legend entry
     span_x, span_y = width - left - right, height - top - bottom
     xs = [v for s in series for v in s.xs]
-    ys = [v for s in series for v in s.ys if v is not None and math.isfinite(v)]
+    every_y = [v for s in series for part in (s.ys, s.low or [], s.high or []) for v in part]
     x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x_high <= x_low:
         x_high = x_low + 1
-    y_low, y_high = _range(ys)
+    y_low, y_high = _range(every_y)
 
     def px(v: float) -> float:
         return left + (v - x_low) / (x_high - x_low) * span_x
@@ -161,9 +192,12 @@ def line_plot(
     def py(v: float) -> float:
         return top + (1 - (v - y_low) / (y_high - y_low)) * span_y
 
+    bands = any(s.low is not None for s in series)
     parts = _svg_open(
-        "line-plot", width, height, title, f"{y_label} against {x_label}, one line per series."
-    )
+        "line-plot", width, height, title,
+        f"{y_label} against {x_label}, one line per series"
+        + (", shaded bands are 95% confidence intervals." if bands else "."),
+    )  # fmt: skip
     for tick in nice_ticks(y_low, y_high):
         ty = py(tick)
         parts.append(
@@ -171,11 +205,11 @@ def line_plot(
             f'<text class="tick" x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end">'
             f"{_fmt(tick)}</text>"
         )
-    for tick in nice_ticks(x_low, x_high, target=8):
-        tx = px(tick)
+    ticks = x_ticks or [(t, _fmt(t)) for t in nice_ticks(x_low, x_high, target=8)]
+    for tick, text in _thin(ticks, max(2, span_x // 48)):
         parts.append(
-            f'<text class="tick" x="{tx:.1f}" y="{top + span_y + 16}" text-anchor="middle">'
-            f"{_fmt(tick)}</text>"
+            f'<text class="tick" x="{px(tick):.1f}" y="{top + span_y + 16}" '
+            f'text-anchor="middle">{escape(text)}</text>'
         )
     parts.append(
         f'<text class="axis-label" x="{left + span_x / 2:.1f}" y="{height - 6}" '
@@ -194,11 +228,24 @@ def line_plot(
         color = PALETTE[i % len(PALETTE)]
         dash = DASHES[(i // len(PALETTE)) % len(DASHES)]
         style = f' stroke-dasharray="{dash}"' if dash else ""
-        points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(s.xs, s.ys) if b is not None)
-        parts.append(
-            f'<g class="series"><title>{escape(s.label)}</title>'
-            f'<polyline fill="none" stroke="{color}"{style} points="{points}"/></g>'
-        )
+        parts.append(f'<g class="series"><title>{escape(s.label)}</title>')
+        ys = _nan(s.ys)
+        if s.low is not None and s.high is not None:
+            low, high = _nan(s.low), _nan(s.high)
+            for run in _runs([_finite(a) and _finite(b) for a, b in zip(low, high)]):
+                edge = [(s.xs[j], high[j]) for j in run] + [(s.xs[j], low[j]) for j in run[::-1]]
+                points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in edge)
+                parts.append(f'<polygon class="band" fill="{color}" points="{points}"/>')
+        for run in _runs([_finite(v) for v in ys]):
+            if len(run) == 1:  # an isolated value: a dot, since a line needs two
+                j = run[0]
+                parts.append(
+                    f'<circle cx="{px(s.xs[j]):.1f}" cy="{py(ys[j]):.1f}" r="2.5" fill="{color}"/>'
+                )
+                continue
+            points = " ".join(f"{px(s.xs[j]):.1f},{py(ys[j]):.1f}" for j in run)
+            parts.append(f'<polyline fill="none" stroke="{color}"{style} points="{points}"/>')
+        parts.append("</g>")
         ly = top + 14 * i + 6
         label = s.label if len(s.label) <= 24 else s.label[:23] + "…"
         parts.append(
@@ -207,4 +254,141 @@ def line_plot(
             f'<text x="{width - legend_w + 24}" y="{ly + 4:.1f}">{escape(label)}</text></g>'
         )
     parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _thin(ticks: Sequence[tuple[float, str]], most: int) -> Sequence[tuple[float, str]]:
+    """Every k-th tick, so that at most ``most`` labels are drawn."""
+    step = max(1, math.ceil(len(ticks) / max(1, most)))
+    return ticks[::step]
+
+
+# -- heatmaps ----------------------------------------------------------------------------------
+
+SEQUENTIAL = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]  # viridis, dark to light
+MISSING = "#e4e7ea"
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    return int(hex_color[1:3], 16), int(hex_color[3:5], 16), int(hex_color[5:7], 16)
+
+
+def colour(t: float) -> str:
+    """The sequential scale at ``t`` in [0, 1] (clipped)."""
+    t = min(1.0, max(0.0, t)) * (len(SEQUENTIAL) - 1)
+    i = min(int(t), len(SEQUENTIAL) - 2)
+    a, b = _rgb(SEQUENTIAL[i]), _rgb(SEQUENTIAL[i + 1])
+    f = t - i
+    r, g, bl = (round(x + (y - x) * f) for x, y in zip(a, b))
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
+@dataclass
+class Grid:
+    """A matrix to draw: means with their 95% interval and seed count, element-wise."""
+
+    mean: Sequence[Sequence[float | None]]
+    low: Sequence[Sequence[float | None]]
+    high: Sequence[Sequence[float | None]]
+    n: Sequence[Sequence[int]]
+    rows: Sequence[Any]  # coordinates along the first axis
+    cols: Sequence[Any]  # coordinates along the second axis
+
+
+def heatmap(
+    title: str,
+    grid: Grid,
+    row_label: str,
+    col_label: str,
+    value_label: str,
+    scale: tuple[float, float] | None = None,
+    size: int = 360,
+) -> Markup:
+    """Cells coloured on a sequential scale with a colour bar; each cell's tooltip gives its value
+    and interval. ``scale`` fixes the colour range (shared by the heatmaps of one metric)."""
+    n_rows, n_cols = len(grid.rows), len(grid.cols)
+    cell = max(3.0, min(40.0, size / max(n_rows, n_cols, 1)))
+    plot_w, plot_h = cell * n_cols, cell * n_rows
+    row_chars = max((len(str(r)) for r in grid.rows), default=1)
+    left = 36 + 7 * min(row_chars, 12)
+    top, bar_gap, bar_w = 12, 18, 12
+    bar_h = max(plot_h, 120.0)
+    width = int(left + plot_w + bar_gap + bar_w + 64)
+    height = int(top + max(plot_h, bar_h) + 44)
+    finite = [v for row in grid.mean for v in row if _finite(v)]
+    low, high = scale or ((min(finite), max(finite)) if finite else (0.0, 1.0))
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+
+    def shade(v: float) -> str:
+        return colour((v - low) / (high - low))
+
+    parts = _svg_open(
+        "heatmap", width, height, title,
+        f"{value_label} by {row_label} (rows) and {col_label} (columns); colour from dark (low) "
+        "to light (high), see the colour bar. Each cell's title gives its mean and 95% interval.",
+    )  # fmt: skip
+    show_values = cell >= 36 and n_rows * n_cols <= 64
+    for i, r in enumerate(grid.rows):
+        for j, c in enumerate(grid.cols):
+            v, lo, hi, n = grid.mean[i][j], grid.low[i][j], grid.high[i][j], grid.n[i][j]
+            where = f"{row_label} {r}, {col_label} {c}"
+            if _finite(v):
+                ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if _finite(lo) and _finite(hi) else ""
+                tip, fill = f"{where}: {_fmt(v)}{ci} (n={n})", shade(v)
+            else:
+                tip, fill = f"{where}: no value", MISSING
+            x, y = left + j * cell, top + i * cell
+            parts.append(
+                f'<rect class="cell" x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" '
+                f'height="{cell:.1f}" fill="{fill}"><title>{escape(tip)}</title></rect>'
+            )
+            if show_values and _finite(v):
+                red, green, blue = _rgb(fill)
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 140  # perceived brightness
+                parts.append(
+                    f'<text class="cell-value" x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" '
+                    f'text-anchor="middle" fill="{"#fff" if dark else "#111"}">{_fmt(v)}</text>'
+                )
+    row_ticks = [(i, str(r)) for i, r in enumerate(grid.rows)]
+    for i, text in _thin(row_ticks, max(1, int(plot_h // 14))):
+        label = text if len(text) <= 12 else text[:11] + "…"
+        parts.append(
+            f'<text class="tick" x="{left - 4}" y="{top + (i + 0.5) * cell + 4:.1f}" '
+            f'text-anchor="end">{escape(label)}</text>'
+        )
+    col_ticks = [(j, str(c)) for j, c in enumerate(grid.cols)]
+    for j, text in _thin(col_ticks, max(1, int(plot_w // 36))):
+        label = text if len(text) <= 6 else text[:5] + "…"
+        parts.append(
+            f'<text class="tick" x="{left + (j + 0.5) * cell:.1f}" y="{top + plot_h + 14:.1f}" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append(
+        f'<text class="axis-label" x="{left + plot_w / 2:.1f}" y="{top + plot_h + 32:.1f}" '
+        f'text-anchor="middle">{escape(col_label)}</text>'
+        f'<text class="axis-label" transform="translate(12 {top + plot_h / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{escape(row_label)}</text>'
+    )
+    # the colour bar: a gradient over the scale, light at the top
+    gid = f"g{next(_ids)}"
+    bx = left + plot_w + bar_gap
+    stops = "".join(
+        f'<stop offset="{k / (len(SEQUENTIAL) - 1):.2f}" stop-color="{c}"/>'
+        for k, c in enumerate(SEQUENTIAL)
+    )
+    parts.append(
+        f'<g class="colour-bar"><title>{escape(value_label)}: {_fmt(low)} to {_fmt(high)}</title>'
+        f'<defs><linearGradient id="{gid}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient>'
+        f'</defs><rect x="{bx:.1f}" y="{top}" width="{bar_w}" height="{bar_h:.1f}" '
+        f'fill="url(#{gid})"/>'
+    )
+    for tick in nice_ticks(low, high, target=4):
+        ty = top + (1 - (tick - low) / (high - low)) * bar_h
+        parts.append(
+            f'<line class="bar-tick" x1="{bx + bar_w:.1f}" x2="{bx + bar_w + 3:.1f}" '
+            f'y1="{ty:.1f}" y2="{ty:.1f}"/><text class="tick" x="{bx + bar_w + 5:.1f}" '
+            f'y="{ty + 4:.1f}">{_fmt(tick)}</text>'
+        )
+    parts.append("</g></svg>")
     return Markup("".join(parts))
