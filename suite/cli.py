@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _list(args: argparse.Namespace) -> int:
     from suite.gates.entries import all_gates
+    from suite.tasks.family import get_family
     from suite.tasks.loading import load_all_tasks
 
     if args.what == "tasks":
@@ -111,6 +112,7 @@ def _list(args: argparse.Namespace) -> int:
             {
                 "id": t.id,
                 "family": t.family,
+                "gate_kind": get_family(t.family).gate_kind,
                 "version": t.version,
                 "title": t.title,
                 "primary_metric": t.primary_metric,
@@ -132,6 +134,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = [
         {
             "id": g.id,
+            "kind": g.kind,
             "origin": g.origin,
             "causal": g.causal,
             "description": g.description,
@@ -148,8 +151,8 @@ def _list(args: argparse.Namespace) -> int:
             print(f"gatebench: {exc}", file=sys.stderr)
             continue
         rows.append(
-            {"id": m.name, "origin": "submission", "causal": None, "description": m.description,
-             "paper": m.paper, "equation": ""}
+            {"id": m.name, "kind": m.kind, "origin": "submission", "causal": None,
+             "description": m.description, "paper": m.paper, "equation": ""}
         )  # fmt: skip
     if args.format == "json":
         print(json.dumps(rows, indent=1))
@@ -157,7 +160,7 @@ def _list(args: argparse.Namespace) -> int:
         width = max(len(r["id"]) for r in rows)
         for r in rows:
             flag = " [non-causal ceiling]" if r["causal"] is False else ""
-            print(f"{r['id']:<{width}}  {r['origin']:<10} {r['description']}{flag}")
+            print(f"{r['id']:<{width}}  {r['kind']:<8} {r['origin']:<10} {r['description']}{flag}")
     return 0
 
 

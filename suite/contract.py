@@ -15,7 +15,7 @@ gate only with families of its kind.
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::
 
-    out = gate(x)                          # or gate(x, state, side) where the family has side inputs
+    out = gate(x)                          # gate(x, state, side) where a family has side inputs
     loss = task_loss(out.logits) + out.aux_loss
     loss.backward(); optimiser.step()
     gate.observe(Feedback(expert_error))   # the harness calls it under torch.no_grad()
@@ -108,7 +108,7 @@ class Side(NamedTuple):
     harness passes it only to such gates.
     """
 
-    token_ids: Tensor | None = None  # (B, T) int64 from forward, (B,) from step: families with a vocabulary
+    token_ids: Tensor | None = None  # (B, T) int64 (forward), (B,) (step): a vocabulary's ids
     task_id: Tensor | None = None  # (B,) int64: continual-learning families that reveal the task
 
 

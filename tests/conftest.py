@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tests.fixtures.bad_gates  # noqa: F401  (registers the test-* gates)
-from suite.runs.records import RunRecord, iter_records
 from suite.gates.entries import GateEntry, all_gates, get_gate
+from suite.runs.records import RunRecord, iter_records
 from suite.runs.setup import SweepOptions
 from suite.runs.sweep import Sweep, SweepSummary
 from suite.tasks.loading import load_all_tasks

@@ -54,7 +54,7 @@ def test_robustness_is_the_share_of_the_base_gain_that_the_variant_keeps():
 
 def test_leaderboard_normalises_by_the_ideal_value_without_a_ceiling():
     records = synthetic_records(3, 2, 3)
-    rows, scales = leaderboard(aggregate(records))
+    rows, scales = leaderboard(aggregate(records).tasks)
     assert {s.ceiling for s in scales} == {"ideal 1"}
     by_gate = {r.gate.id: r for r in rows}
     assert by_gate["affinity"].iqm == pytest.approx(0.0)

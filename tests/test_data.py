@@ -5,9 +5,9 @@ from __future__ import annotations
 import datasets
 import torch
 
-from suite.tasks.family import get_family
-from suite.tasks.families.transition.data import MixtureStream, RoutingStream
 from suite.seeding import RunSeeds
+from suite.tasks.families.transition.data import MixtureStream, RoutingStream
+from suite.tasks.family import get_family
 
 
 def _stream(tasks, task_id, profile="paper", seed=123):

@@ -54,8 +54,8 @@ def test_every_cli_subcommand_in_the_readme_parses():
 
 def test_submitting_guide_lists_exactly_the_checks_the_harness_runs():
     from suite.gates.conformance import run_conformance
-    from suite.tasks.family import get_family
     from suite.gates.entries import get_gate
+    from suite.tasks.family import get_family
     from suite.tasks.loading import load_all_tasks
 
     task = next(t for t in load_all_tasks() if t.id == "transition/anticipation")
@@ -65,3 +65,29 @@ def test_submitting_guide_lists_exactly_the_checks_the_harness_runs():
     table = guide.split("| check | what it does |", 1)[1].split("\n\n", 1)[0]
     documented = set(re.findall(r"^\| ([a-z_]+) \|", table, re.M))
     assert documented == ran
+
+
+def test_readme_layout_matches_the_tree():
+    block = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```", 2)[1]
+    suite = ROOT / "suite"
+    for package in sorted(p for p in suite.iterdir() if (p / "__init__.py").is_file()):
+        assert f"  {package.name}/" in block, f"suite/{package.name}/ is not in the layout"
+        for module in package.glob("*.py"):
+            if module.name != "__init__.py":
+                assert re.search(rf"\b{module.stem}\b", block), f"{module} is not in the layout"
+    for module in suite.glob("*.py"):
+        if module.name != "__init__.py":
+            assert module.name in block, f"{module} is not in the layout"
+    for family in (suite / "tasks" / "families").iterdir():
+        if (family / "__init__.py").is_file():
+            assert f"families/{family.name}/" in block
+
+
+def test_no_module_is_too_long_to_read():
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for folder in ("suite", "baselines", "submissions")
+        for path in (ROOT / folder).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert not too_long, f"split these by responsibility: {too_long}"

@@ -7,10 +7,10 @@ import torch
 
 from baselines.precision import PrecisionTracker
 from baselines.temporal_memory import LeakyIntegrator
-from suite.gates.conformance import run_conformance
 from suite.contract import Feedback, TaskInfo, deliver_feedback
-from suite.tasks.family import get_family
+from suite.gates.conformance import run_conformance
 from suite.gates.entries import get_gate
+from suite.tasks.family import get_family
 from suite.tasks.loading import load_all_tasks
 
 TASK_INFOS = {
@@ -65,6 +65,27 @@ def test_conformance_rejects_each_broken_gate(gate_id, check, words):
     failed = {c.name: c.detail for c in report.checks if not (c.passed or c.skipped)}
     assert check in failed, failed
     assert words in failed[check]
+
+
+STREAMING_PROBLEMS = {
+    "test-ignores-state": "forward over two chunks (state carried at t=6)",
+    "test-stale-state": "the final state of forward and of repeated step",
+    "test-detached": "parameter gradients through forward and through repeated step",
+}
+
+
+@pytest.mark.parametrize("gate_id", sorted(STREAMING_PROBLEMS))
+def test_streaming_compares_chunks_final_state_and_gradients(gate_id):
+    """Each of these gates agrees with its step() in outputs and breaks one other part of the
+    streaming rule; the check names that part (a stale final state also breaks chunking)."""
+    report = run_conformance(get_gate(gate_id), SEQUENCE_INFO, None, seed=0)
+    failed = {c.name: c.detail for c in report.checks if not (c.passed or c.skipped)}
+    assert set(failed) == {"streaming"}, failed
+    detail = failed["streaming"]
+    assert STREAMING_PROBLEMS[gate_id] in detail
+    assert "forward and repeated step disagree" not in detail
+    assert (STREAMING_PROBLEMS["test-detached"] in detail) == (gate_id == "test-detached")
+    assert (STREAMING_PROBLEMS["test-stale-state"] in detail) == (gate_id == "test-stale-state")
 
 
 def test_peeking_is_caught_even_on_single_token_tasks():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from suite.results.aggregate import aggregate
-from suite.tasks.family import get_family
 from suite.runs.records import read_record
 from suite.runs.sandbox import landlock_abi
 from suite.seeding import RunSeeds
+from suite.tasks.family import get_family
 
 ANT = "transition/anticipation"
 

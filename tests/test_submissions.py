@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from suite.results.aggregate import aggregate
 from suite.errors import SubmissionError
-from suite.runs.records import iter_records
 from suite.gates.entries import all_gates
-from suite.runs.setup import SweepOptions
-from suite.runs.sweep import Sweep
 from suite.gates.scaffold import new_submission
-from suite.tasks.loading import load_all_tasks
 from suite.gates.submissions import load_manifest, submission_hash
+from suite.results.aggregate import aggregate
+from suite.runs.records import iter_records
+from suite.runs.setup import SweepOptions
 from suite.runs.submit import load_submissions, render_summary, submit
+from suite.runs.sweep import Sweep
+from suite.tasks.loading import load_all_tasks
 from suite.website.site import build_site
 
 ANT = "transition/anticipation"

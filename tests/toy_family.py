@@ -170,19 +170,25 @@ class ToyFamily(TaskFamily[ToySpec]):
         with torch.no_grad():
             x, y = self._batch(spec, ctx.seeds.data, spec.train.steps, p)
             error = (gate(x).scores[..., 0] - y).abs()  # (B, T)
-            quartile = torch.bucketize(y.abs(), torch.quantile(y.abs(), torch.tensor([0.25, 0.5, 0.75])))
+            quartile = torch.bucketize(
+                y.abs(), torch.quantile(y.abs(), torch.tensor([0.25, 0.5, 0.75]))
+            )
             error_map = np.full((spec.data.length, 4), np.nan)
             for q in range(4):
                 mask = quartile == q
                 counts = mask.sum(0)
                 sums = (error * mask).sum(0)
-                error_map[:, q] = torch.where(counts > 0, sums / counts.clamp(min=1), torch.nan).numpy()
+                error_map[:, q] = torch.where(
+                    counts > 0, sums / counts.clamp(min=1), torch.nan
+                ).numpy()
         positions = list(range(spec.data.length))
         return RunOutput(
             metrics={"mse": error.pow(2).mean().item()},
             arrays={
                 "error_by_position": ArrayResult(error.mean(0), {"position": positions}),
-                "error_map": ArrayResult(error_map, {"position": positions, "quartile": [1, 2, 3, 4]}),
+                "error_map": ArrayResult(
+                    error_map, {"position": positions, "quartile": [1, 2, 3, 4]}
+                ),
             },
             data_fingerprint=f"toy-{ctx.seeds.data}",
         )

@@ -257,9 +257,7 @@ def check_streaming(probe: Probe) -> CheckResult:
     )
 
 
-def check_parameter_budget(
-    gate: Gate, task_limit: int | None, declared: int | None
-) -> CheckResult:
+def check_parameter_budget(gate: Gate, task_limit: int | None, declared: int | None) -> CheckResult:
     """Trainable parameters within the task's limit and the manifest's declared budget."""
     n = sum(p.numel() for p in gate.parameters() if p.requires_grad)
     for limit, whose in ((task_limit, "the task allows"), (declared, "the manifest declares")):

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from suite.results.aggregate import Aggregate, TaskResult
+from suite.results.stats import shared_ranks, stratified_bootstrap_iqm
 from suite.runs.records import GateRef
 from suite.seeding import derive_seed
-from suite.results.stats import shared_ranks, stratified_bootstrap_iqm
 
 MIN_SCALE = 1e-9
 
@@ -82,8 +82,7 @@ def leaderboards(agg: Aggregate) -> list[Leaderboard]:
     """One leaderboard per family with results, in family-name order."""
     families = sorted({t.task.family for t in agg.tasks})
     return [
-        Leaderboard(f, *leaderboard([t for t in agg.tasks if t.task.family == f]))
-        for f in families
+        Leaderboard(f, *leaderboard([t for t in agg.tasks if t.task.family == f])) for f in families
     ]
 
 

@@ -86,9 +86,7 @@ class ArtifactSlot:
         return digest
 
 
-def slot(
-    results: Path, family: TaskFamily, spec: TaskSpec, seed_index: int
-) -> ArtifactSlot:
+def slot(results: Path, family: TaskFamily, spec: TaskSpec, seed_index: int) -> ArtifactSlot:
     recipe = stable_hash(
         {
             "suite": suite.__version__,
@@ -100,9 +98,7 @@ def slot(
     )
     folder = results / "artifacts" / slug(spec.id)
     stem = f"seed{seed_index}-{recipe}"
-    return ArtifactSlot(
-        spec.id, seed_index, recipe, folder / f"{stem}.pt", folder / f"{stem}.json"
-    )
+    return ArtifactSlot(spec.id, seed_index, recipe, folder / f"{stem}.pt", folder / f"{stem}.json")
 
 
 def load_artifact(path: str | Path, expected_hash: str) -> Artifact:

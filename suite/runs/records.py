@@ -151,7 +151,9 @@ def clean_value(value: dict[str, Any] | None, task: TaskRef | None = None) -> di
             while isinstance(probe, list):
                 depth, probe = depth + 1, probe[0] if probe else None
             if depth != ARRAY_DIMS[info.kind]:
-                raise ValueError(f"array '{name}' has {depth} axes; its metric declares {info.axes}")
+                raise ValueError(
+                    f"array '{name}' has {depth} axes; its metric declares {info.axes}"
+                )
     return value
 
 

@@ -36,8 +36,6 @@ class SweepOptions:
     memory_mb: int | None = None
 
 
-
-
 def check_results_folder(results: Path) -> None:
     try:
         results.mkdir(parents=True, exist_ok=True)
@@ -82,5 +80,3 @@ def make_executor(options: SweepOptions) -> Executor:
     if options.executor == "process":
         return ProcessExecutor(options.workers)
     raise RunError(f"Unknown executor '{options.executor}'. Use process, inline or dask.")
-
-

@@ -30,6 +30,7 @@ from suite.runs.provenance import environment, now
 from suite.runs.records import (
     Provenance,
     RunRecord,
+    Status,
     clean_value,
     read_record,
     write_json_atomic,
@@ -76,7 +77,7 @@ class Sweep:
     def _record(
         self,
         run: PlannedRun,
-        status: str,
+        status: Status,
         value: dict[str, Any] | None = None,
         reason: str | None = None,
         error: str | None = None,
@@ -94,7 +95,7 @@ class Sweep:
         )
         return RunRecord(
             key=run.key,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             reason=reason,
             error=error,
             profile=run.profile,
@@ -260,8 +261,9 @@ class Sweep:
                 summary.cached += 1
             else:
                 todo.append(run)
+        n_tasks = len({p.spec.id for p in plan.pairs})
         self.log(
-            f"GateBench sweep, profile '{options.profile}': {len({p.spec.id for p in plan.pairs})} tasks, "
+            f"GateBench sweep, profile '{options.profile}': {n_tasks} tasks, "
             f"{len(plan.pairs)} (task, gate) pairs, {len(plan.runs)} runs "
             f"({summary.cached} already done, {len(todo)} to run) on {options.workers} workers; "
             f"results in {options.results}/"

@@ -137,7 +137,9 @@ def load_all_tasks(specs_dir: Path | None = None) -> list[TaskSpec]:
     """Every spec of every registered family (or only those under ``specs_dir``, whose ids are
     their paths there); any invalid file stops loading with its error."""
     sources = [(specs_dir, "")] if specs_dir is not None else spec_sources()
-    tasks = [load_task_file(p, folder, prefix) for folder, prefix in sources for p in spec_files(folder)]
+    tasks = [
+        load_task_file(p, folder, prefix) for folder, prefix in sources for p in spec_files(folder)
+    ]
     seen: set[str] = set()
     for task in tasks:
         if task.id in seen:

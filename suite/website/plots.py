@@ -329,6 +329,7 @@ def heatmap(
         "to light (high), see the colour bar. Each cell's title gives its mean and 95% interval.",
     )  # fmt: skip
     show_values = cell >= 36 and n_rows * n_cols <= 64
+    parts.append(f'<g class="cells{" dense" if cell < 8 else ""}">')  # dense: no cell borders
     for i, r in enumerate(grid.rows):
         for j, c in enumerate(grid.cols):
             v, lo, hi, n = grid.mean[i][j], grid.low[i][j], grid.high[i][j], grid.n[i][j]
@@ -350,6 +351,7 @@ def heatmap(
                     f'<text class="cell-value" x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" '
                     f'text-anchor="middle" fill="{"#fff" if dark else "#111"}">{_fmt(v)}</text>'
                 )
+    parts.append("</g>")
     row_ticks = [(i, str(r)) for i, r in enumerate(grid.rows)]
     for i, text in _thin(row_ticks, max(1, int(plot_h // 14))):
         label = text if len(text) <= 12 else text[:11] + "…"

@@ -73,9 +73,7 @@ MIXTURE_METRICS: dict[str, MetricInfo] = {
         higher_is_better=False,
         ideal=0.0,
     ),
-    "pi_contrast": MetricInfo(
-        description="largest / smallest precision Pi at the end of training"
-    ),
+    "pi_contrast": MetricInfo(description="largest / smallest precision Pi at the end of training"),
     "detection_step": MetricInfo(
         description="steps after the shift until Pi ranks the newly reliable expert above the "
         "old one",
