@@ -95,7 +95,7 @@ def test_manifest_errors_name_the_file_and_field(tmp_path):
     assert f"{folder / 'submission.yaml'}: field 'colour': unknown field" in str(err.value)
     assert "entry_point" in str(err.value)  # the allowed fields are listed
     folder = make_submission(tmp_path, "bad-kind", kind="updater")
-    with pytest.raises(SubmissionError, match="no updater task family exists"):
+    with pytest.raises(SubmissionError, match="no task family runs gates of kind 'updater'"):
         load_manifest(folder)
     folder = make_submission(tmp_path, "bad-family", families=["vision"])
     with pytest.raises(SubmissionError, match=r"unknown families \['vision'\]"):
@@ -137,7 +137,7 @@ def test_bad_gates_are_rejected_or_failed_and_never_ranked(tmp_path, options):
     assert records["good"].provenance.sandbox.startswith(("landlock", "scratch"))
     expect = {
         "wrong-shape": ("rejected", "expected (B, T, E) = (4, 12, 4)"),
-        "nan-output": ("rejected", "logits contain NaN or inf"),
+        "nan-output": ("rejected", "outputs contain NaN or inf"),
         "peeks-ahead": ("rejected", "reads the future"),
         "mixes-batch": ("rejected", "mixes information across the batch"),
         "sleeps": ("failed", "exceeded its time limit of 3 s"),

@@ -5,6 +5,7 @@ with no edit outside tests/."""
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,20 @@ def test_the_toy_arrays_aggregate_element_wise(swept):
     assert np.all(curve.low <= curve.mean) and np.all(curve.mean <= curve.high)
     assert mean.arrays["error_map"].mean.shape == (6, 4)
     assert mean.cells["mse"].rank == 1 and last.cells["mse"].rank == 2
+
+
+def test_the_toy_family_renders_on_the_site(swept, tmp_path):
+    from suite.website.site import render_site
+
+    _, _, _, records = swept
+    agg = aggregate(records)
+    out = render_site(agg, records, tmp_path / "site").out
+    index = (out / "index.html").read_text()
+    assert "Family <code>toy</code>" in index and get_family("toy").description in index
+    assert 'id="board-' in index  # a leaderboard of its own (reference toy-last, ideal mse 0)
+    page = (out / "tasks" / "toy__basic.html").read_text()
+    curve = page.split('class="plot line-plot"')[1]
+    assert "error_by_position on toy/basic" in page and '<polygon class="band"' in curve
+    heatmaps = page.split('class="plot heatmap"')[1:]
+    assert len(heatmaps) == 2  # one per gate
+    assert all(len(re.findall(r'<rect class="cell"', h)) == 6 * 4 for h in heatmaps)

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.results.aggregate import Cell, GateResult, TaskResult
 from suite.results.leaderboard import Leaderboard, TaskScale
 from suite.tasks.family import families
 from suite.website.plots import CIRow, ci_plot
-from suite.website.render import Renderer
 from suite.website.views import draw
+
+if TYPE_CHECKING:  # the builder imports this module
+    from suite.website.site import Renderer
 
 PACKAGES = ("torch", "numpy", "pydantic", "datasets", "jinja2", "pyarrow")
 
