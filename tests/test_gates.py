@@ -7,7 +7,7 @@ import torch
 
 from baselines.precision import PrecisionTracker
 from baselines.temporal_memory import LeakyIntegrator
-from suite.contract import Feedback, TaskInfo, deliver_feedback
+from suite.contract import Feedback, GateOutput, RouterGate, TaskInfo, deliver_feedback
 from suite.gates.conformance import run_conformance
 from suite.gates.entries import get_gate
 from suite.tasks.family import get_family
@@ -157,3 +157,37 @@ def test_unsupported_pairs_say_why():
     assert not ok and "next-domain" in reason
     ok, reason = get_gate("beta").supports(TASK_INFOS["transition/precision-static"])
     assert not ok and "two or more tokens" in reason
+
+
+class _TokenRouter(RouterGate):
+    """Routes on x and an embedding of the token ids the family provides as side inputs."""
+
+    def __init__(self, info: TaskInfo, peek: bool = False) -> None:
+        super().__init__(info)
+        self.embed = torch.nn.Embedding(info.vocab_size, info.n_experts)
+        self.W = torch.nn.Linear(info.d_model, info.n_experts)
+        self.peek = peek
+
+    def forward(self, x, state=None, side=None):
+        ids = side.token_ids
+        if self.peek:  # route on the next token's id: reads the future
+            ids = torch.cat([ids[:, 1:], ids[:, -1:]], dim=1)
+        return GateOutput(self.W(x) + self.embed(ids))
+
+    def step(self, x_t, state=None, side=None):
+        return GateOutput(self.W(x_t) + self.embed(side.token_ids))
+
+
+@pytest.mark.parametrize("peek", [False, True])
+def test_side_inputs_reach_gates_that_take_them_and_are_checked_for_causality(peek):
+    from suite.gates.entries import GateEntry
+
+    info = TaskInfo(
+        d_model=4, n_experts=3, seq_len=8, inputs=("x", "token_ids"), extras={"vocab_size": 11}
+    )
+    entry = GateEntry("test-token-router", _TokenRouter, {"peek": peek}, "token ids", origin="test")
+    report = run_conformance(entry, info, None, seed=0)
+    if peek:
+        assert "reads the future" in report.reason()
+    else:
+        assert report.passed and report.verdict == "ranked", report.reason()

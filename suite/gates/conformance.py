@@ -108,8 +108,18 @@ class Probe:
     def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind.forward(self.gate, x, state, self.side if side is None else side)
 
-    def outputs(self, x: Tensor) -> Tensor:
-        return self.kind.per_position(self.forward(x))
+    def outputs(self, x: Tensor, side: Side | None = None) -> Tensor:
+        return self.kind.per_position(self.forward(x, side=side))
+
+    def future_side(self, t: int, g: torch.Generator) -> Side | None:
+        """The side inputs with the token ids after position t redrawn (task ids are per
+        sequence, not per position)."""
+        if self.side is None or self.side.token_ids is None:
+            return None
+        ids = self.side.token_ids.clone()
+        vocab = int(self.info.get("vocab_size", 2))
+        ids[:, t + 1 :] = torch.randint(0, vocab, ids[:, t + 1 :].shape, generator=g)
+        return self.side._replace(token_ids=ids)
 
     def perturbed(self, purpose: str) -> tuple[Tensor, torch.Generator]:
         return self.x.clone(), generator(derive_seed(self.seed, "conformance", purpose))
@@ -130,7 +140,7 @@ def check_output(probe: Probe) -> CheckResult:
 
 
 def check_causality(probe: Probe) -> CheckResult:
-    """Perturb every input after position t; outputs up to t must not move."""
+    """Perturb every input after position t (x and token ids); outputs up to t must not move."""
     reference = probe.outputs(probe.x)
     x, g = probe.perturbed("future")
     T = x.shape[1]
@@ -138,7 +148,8 @@ def check_causality(probe: Probe) -> CheckResult:
     for t in range(T - 1):
         perturbed = x.clone()
         perturbed[:, t + 1 :] = torch.randn(perturbed[:, t + 1 :].shape, generator=g) * 3.0
-        moved = _max_diff(probe.outputs(perturbed)[:, : t + 1], reference[:, : t + 1])
+        side = probe.future_side(t, g)
+        moved = _max_diff(probe.outputs(perturbed, side)[:, : t + 1], reference[:, : t + 1])
         if moved > worst[0]:
             worst = (moved, t)
     if worst[0] > TOLERANCE * _scale(reference):

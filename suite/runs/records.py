@@ -120,6 +120,15 @@ class RunRecord(_Model):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def deterministic_results(self) -> tuple[dict[str, float], dict[str, ArrayValue]]:
+        """The scalars and arrays that must be bit-identical when the run is repeated on the same
+        machine (timings and memory are declared non-deterministic and left out)."""
+        keep = {m for m, info in self.task.metrics.items() if info.deterministic}
+        return (
+            {m: v for m, v in self.metrics.items() if m in keep},
+            {m: v for m, v in self.arrays.items() if m in keep},
+        )
+
 
 def _finite(obj: Any) -> Any:
     """Non-finite floats (NaN, inf) inside arrays and diagnostics become None (JSON has none)."""
