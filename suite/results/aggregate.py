@@ -145,10 +145,10 @@ def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
     newest = max(gate_records.values(), key=lambda r: r.provenance.created_at)
     ok = [r for r in gate_records.values() if r.ok]
     reasons = sorted({r.reason for r in gate_records.values() if not r.ok and r.reason})
-    if not ok:
-        status = (
-            "rejected" if any(r.status == "rejected" for r in gate_records.values()) else "failed"
-        )
+    if any(r.status == "rejected" for r in gate_records.values()):
+        status = "rejected"  # broke the contract on some seed: none of its seeds is ranked
+    elif not ok:
+        status = "failed"
     elif not newest.gate.causal or _conformance_verdict(newest) == "ceiling":
         status = "ceiling"
     elif len(ok) < len(gate_records):

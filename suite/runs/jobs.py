@@ -15,8 +15,10 @@ from typing import Any
 import torch
 
 from suite.contract import TaskInfo
+from suite.gates.audit import AuditedGate
 from suite.gates.conformance import run_conformance
 from suite.gates.entries import resolve_ref
+from suite.gates.kinds import kinds
 from suite.gates.submissions import execute_inspect
 from suite.runs.artifacts import load_artifact, to_bytes
 from suite.seeding import RunSeeds, seeded_global_rng
@@ -73,8 +75,12 @@ def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
         gate = entry.build(info, payload["gate"].get("params_override")).to(device)
     n_params = sum(p.numel() for p in gate.parameters() if p.requires_grad)
     ctx = RunContext(seeds=seeds, device=device, deadline=deadline, artifact=artifact)
-    output = family.run(spec, gate, ctx)
+    runner = gate
+    if payload.get("audit_seed") is not None:
+        runner = AuditedGate(gate, kinds.get(info.kind), int(payload["audit_seed"]))
+    output = family.run(spec, runner, ctx)
     return {
+        "audits": runner.done if isinstance(runner, AuditedGate) else [],
         "metrics": output.metrics,
         "arrays": {
             name: {"values": a.as_array().tolist(), "coords": a.coords, "marks": a.marks}

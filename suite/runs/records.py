@@ -90,6 +90,7 @@ class Provenance(_Model):
     torch_threads: int = 1
     data_fingerprint: str = ""
     seeds: dict[str, int] = Field(default_factory=dict)
+    audit_seed: int | None = None  # drew the audited calls; secret until the run was recorded
     artifact: str = ""  # content hash of the prepared artefact the run used, if any
     command: str = ""
     sandbox: str = ""
@@ -111,6 +112,7 @@ class RunRecord(_Model):
     diagnostics: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     conformance: dict[str, Any] | None = None
+    audits: list[str] = Field(default_factory=list)  # audits on the real run that passed
     n_params: int | None = None
     wall_time_s: float | None = None
     peak_rss_mb: float | None = None

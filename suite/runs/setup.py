@@ -34,6 +34,8 @@ class SweepOptions:
     command: str = ""
     time_limit_s: float | None = None  # overrides every spec's limit (tests, debugging)
     memory_mb: int | None = None
+    audits: bool = True  # audit gates on the real run at secret calls (suite.gates.audit)
+    audit_seed: int | None = None  # None: a fresh secret seed per sweep
 
 
 def check_results_folder(results: Path) -> None:

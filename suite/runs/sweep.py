@@ -8,6 +8,7 @@ from the cache: the next sweep tries them again.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.errors import RunError
+from suite.gates.audit import AuditViolation
 from suite.gates.conformance import CheckResult, ConformanceReport
 from suite.gates.entries import GateLike, all_gates
 from suite.runs import artifacts
@@ -71,6 +73,13 @@ class Sweep:
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.live = live if log is None else False  # a caller's log gets plain lines
         self.env = environment(options.device, options.command)
+        # The seed of the audited calls: drawn fresh by this process for every sweep, never seen
+        # by gate code before its runs, and published in each record afterwards.
+        self.audit_seed = (
+            options.audit_seed
+            if options.audit_seed is not None
+            else int.from_bytes(os.urandom(8), "big") >> 1
+        )
 
     # -- records ------------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class Sweep:
             torch_threads=value.get("torch_threads", 1),
             data_fingerprint=value.get("data_fingerprint", ""),
             seeds=value.get("seeds", {}),
+            audit_seed=self.audit_seed if value.get("audits") or status == "rejected" else None,
             artifact=run.artifact,
             sandbox=value.get("sandbox", ""),
             created_at=now(),
@@ -107,6 +117,7 @@ class Sweep:
             diagnostics=value.get("diagnostics", {}),
             notes=value.get("notes", []),
             conformance=conformance,
+            audits=value.get("audits", []),
             n_params=value.get("n_params"),
             wall_time_s=value.get("wall_time_s"),
             peak_rss_mb=value.get("peak_rss_mb"),
@@ -120,6 +131,7 @@ class Sweep:
             **job_spec(pair.spec),
             "gate": pair.gate_payload(),
             "seed_index": run.seed_index if run else 0,
+            "audit_seed": self.audit_seed if run is not None and self.options.audits else None,
             "device": self.options.device,
             "time_limit_s": self._time_limit(pair),
         }
@@ -335,6 +347,14 @@ class Sweep:
                 headline = f"{primary}={value:.4g}" if value is not None else ""
                 summary.ok += 1
                 status = "ok"
+            elif (result.reason or "").startswith(AuditViolation.__name__):
+                record = self._record(
+                    run, "rejected", reason=result.reason, error=result.detail,
+                    conformance=conformance,
+                )  # fmt: skip
+                headline = (result.reason or "")[:60]
+                summary.rejected += 1
+                status = "rejected"
             else:
                 record = self._record(
                     run,

@@ -1,0 +1,147 @@
+"""Audits on the real run: the contract's rules checked again on the real batches, in the real
+configuration (batch size, length, device, train or eval mode, after training has started), at
+forward calls the gate cannot predict.
+
+The fixed-shape conformance checks are the fast first gate; a gate can tell their small inputs
+apart from the real run. The harness therefore wraps every gate it runs in an ``AuditedGate``.
+At calls drawn from a seed held by the harness (recorded in the run's record afterwards), before
+the real call, it makes side calls on a copy of the gate, with the global RNG forked so the real
+computation draws exactly what it would have drawn unaudited:
+
+* no hidden state across calls: the same input twice gives the same output;
+* causality: the future of a secret position perturbed, the past outputs unchanged;
+* batch isolation: one secret sequence perturbed, the other sequences' outputs unchanged.
+
+A violation raises ``AuditViolation`` naming the call, the check and its size; the harness records
+the run as rejected. Honest gates' numbers are bit-identical with and without audits.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from suite.contract import Feedback, Gate, State
+from suite.gates.kinds import GateKind
+from suite.seeding import derive_seed, generator
+
+TOLERANCE = 1e-5  # relative to the outputs' scale, as in conformance
+# One audited call drawn from each window of forward-call indices: every stretch of a run, short
+# or long, is audited at least once, at a call the gate cannot predict.
+WINDOWS = ((1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096))
+
+
+class AuditViolation(RuntimeError):
+    """The gate broke a rule of the contract on the real run."""
+
+
+def audit_calls(seed: int) -> list[int]:
+    """The forward-call indices (0-based) to audit: one drawn from each window."""
+    g = generator(derive_seed(seed, "audit", "calls"))
+    return [int(torch.randint(low, high + 1, (1,), generator=g)) for low, high in WINDOWS]
+
+
+def _scale(t: Tensor) -> float:
+    return 1.0 + float(t.detach().abs().max()) if t.numel() else 1.0
+
+
+def _diff(a: Tensor, b: Tensor) -> float:
+    return float((a.detach() - b.detach()).abs().max()) if a.numel() else 0.0
+
+
+class AuditedGate(nn.Module):
+    """A gate as the harness runs it: the same calls, parameters and outputs, audited at secret
+    calls. Families see the contract's interface and nothing else changes for them."""
+
+    def __init__(self, gate: Gate, kind: GateKind, seed: int) -> None:
+        super().__init__()
+        self.inner = gate
+        self.kind_adapter = kind
+        self.seed = seed
+        self.calls = 0
+        self.pending = set(audit_calls(seed))
+        self.done: list[str] = []  # one line per audit passed, for the record
+
+    # -- the contract, delegated ------------------------------------------------------------
+
+    @property
+    def info(self) -> Any:
+        return self.inner.info
+
+    def forward(self, x: Tensor, state: State = None, *side: Any) -> Any:
+        if self.calls in self.pending:
+            self._audit(x, state, side)
+        self.calls += 1
+        return self.inner(x, state, *side) if (state is not None or side) else self.inner(x)
+
+    def step(self, x_t: Tensor, state: State = None, *side: Any) -> Any:
+        return self.inner.step(x_t, state, *side)
+
+    def initial_state(self, batch_size: int) -> State:
+        return self.inner.initial_state(batch_size)
+
+    def observe(self, feedback: Feedback) -> None:
+        self.inner.observe(feedback)
+
+    def begin_task(self, index: int) -> None:
+        self.inner.begin_task(index)
+
+    def end_task(self, index: int) -> None:
+        self.inner.end_task(index)
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        return self.inner.diagnostics()
+
+    # -- the audit ------------------------------------------------------------------------------
+
+    def _audit(self, x: Tensor, state: State, side: tuple[Any, ...]) -> None:
+        call = self.calls
+        g = generator(derive_seed(self.seed, "audit", call))
+        devices = [x.device] if x.is_cuda else []
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+        twin = copy.deepcopy(self.inner)  # side calls never touch the real gate's state
+
+        def outputs(inputs: Tensor) -> Tensor:
+            torch.set_rng_state(rng)  # every side call draws what the real call will draw
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, x.device)
+            args = (inputs, state, *side) if (state is not None or side) else (inputs,)
+            return self.kind_adapter.per_position(twin(*args)).detach()
+
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            first = outputs(x)
+            again = outputs(x)
+            tol = TOLERANCE * _scale(first)
+            moved = _diff(first, again)
+            if moved > tol:
+                self._reject(call, "hidden state across calls", moved, "the same input twice")
+            B, T = x.shape[0], x.shape[1]
+            if T > 1 and self.inner.causal:  # a declared ceiling is shown, never ranked
+                t = int(torch.randint(0, T - 1, (1,), generator=g))
+                future = x.clone()
+                future[:, t + 1 :] = torch.randn(future[:, t + 1 :].shape, generator=g).to(x) * 3
+                moved = _diff(outputs(future)[:, : t + 1], first[:, : t + 1])
+                if moved > tol:
+                    self._reject(call, "causality", moved, f"inputs after position {t} perturbed")
+            if B > 1:
+                b = int(torch.randint(0, B, (1,), generator=g))
+                other = x.clone()
+                other[b] = torch.randn(other[b].shape, generator=g).to(x) * 3
+                keep = torch.arange(B, device=x.device) != b
+                moved = _diff(outputs(other)[keep], first[keep])
+                if moved > tol:
+                    self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
+        mode = "train" if self.training else "eval"
+        self.done.append(f"call {call}: batch {B}, length {T}, {mode}: passed")
+
+    @staticmethod
+    def _reject(call: int, check: str, size: float, what: str) -> None:
+        raise AuditViolation(
+            f"audit at forward call {call} on the real batch: {check} violated by {size:.3g} "
+            f"({what}); the gate behaves differently on the real run than in the conformance "
+            "checks"
+        )

@@ -1,0 +1,64 @@
+"""Audits on the real run: gates that pass the fixed-shape conformance checks but cheat on the real
+batches are rejected with the call, the check and the size; honest gates keep their numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.gates.audit import WINDOWS, audit_calls
+from suite.gates.conformance import run_conformance
+from suite.gates.entries import get_gate
+from suite.results.aggregate import aggregate
+from suite.seeding import RunSeeds
+from suite.tasks.family import get_family
+
+ANT = "transition/anticipation"
+CHEATS = {
+    "test-peeks-when-large": "causality violated",
+    "test-pools-when-large": "batch isolation violated",
+    "test-remembers-calls": "hidden state across calls violated",
+}
+
+
+@pytest.mark.parametrize("gate_id", sorted(CHEATS))
+def test_the_cheats_pass_the_fixed_shape_checks(gate_id, tasks):
+    spec = tasks[ANT].for_profile("smoke")
+    info = get_family(spec.family).task_info(spec)
+    report = run_conformance(get_gate(gate_id), info, None, RunSeeds(0, ANT, 0).init)
+    assert report.passed, report.reason()  # which is why the real run must be audited
+
+
+def test_cheats_are_rejected_on_the_real_run_and_never_ranked(sweep):
+    summary, records = sweep([ANT], ["affinity", *CHEATS], seeds=1)
+    by_gate = {r.gate.id: r for r in records}
+    honest = by_gate["affinity"]
+    assert honest.ok and len(honest.audits) >= 2  # smoke runs last at least 16 calls
+    assert all(line.endswith("passed") for line in honest.audits)
+    assert by_gate["affinity"].provenance.audit_seed is not None  # published afterwards
+    for gate_id, words in CHEATS.items():
+        record = by_gate[gate_id]
+        assert record.status == "rejected", (gate_id, record.reason)
+        assert words in record.reason and "audit at forward call" in record.reason
+    assert summary.rejected == 3 and summary.failed == 0
+    result = aggregate(records).tasks[0]
+    assert all(result.gates[g].status == "rejected" for g in CHEATS)
+    ranked = [g for g, r in result.gates.items() if r.cells["acc_transition"].rank is not None]
+    assert ranked == ["affinity"]
+
+
+def test_audits_do_not_change_an_honest_gates_numbers(sweep, tmp_path):
+    gates = ["beta+pi+ant", "mean-pool"]
+    _, audited = sweep([ANT], gates, results=tmp_path / "a", audit_seed=7)
+    _, plain = sweep([ANT], gates, results=tmp_path / "b", audits=False)
+    key = lambda r: (r.gate.id, r.seed_index)  # noqa: E731
+    audited, plain = sorted(audited, key=key), sorted(plain, key=key)
+    assert [r.deterministic_results() for r in audited] == [
+        r.deterministic_results() for r in plain
+    ]
+    assert all(r.audits for r in audited) and not any(r.audits for r in plain)
+
+
+def test_audited_calls_come_one_from_each_window_and_depend_on_the_seed():
+    calls = audit_calls(1)
+    assert all(low <= c <= high for c, (low, high) in zip(calls, WINDOWS, strict=True))
+    assert any(audit_calls(seed) != calls for seed in range(2, 6))
