@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import shutil
+import signal
 import tempfile
 import time
 import traceback
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from suite.runs.jobs import execute
-from suite.runs.sandbox import confine
+from suite.runs.sandbox import confine, stop_descendants
 
 KILL_GRACE_S = 5.0  # runs stop themselves at their deadline; the kill is the backstop
 
@@ -79,8 +81,13 @@ def _child_main(
     try:
         sandbox = confine(Path(scratch), memory_mb)
         status, value, detail = _run_guarded(kind, payload, memory_mb)
+        stopped = stop_descendants()
         if status == "ok" and isinstance(value, dict):
             value["sandbox"] = sandbox
+            if stopped:
+                value.setdefault("notes", []).append(
+                    f"the harness stopped {stopped} process(es) the gate left running"
+                )
         conn.send((status, value, detail))
     except BaseException:  # the pipe itself failed (e.g. an unpicklable value)
         with contextlib.suppress(BaseException):
@@ -113,6 +120,12 @@ class _Running:
     def finish(self) -> None:
         self.process.join()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Stop the run and everything in its process group (what it started)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.kill()
 
 
 class ProcessExecutor:
@@ -163,7 +176,7 @@ class ProcessExecutor:
                 for conn, item in list(running.items()):
                     if now > item.started + item.job.time_limit_s + KILL_GRACE_S:
                         running.pop(conn)
-                        item.process.kill()
+                        item.kill()
                         item.finish()
                         conn.close()
                         limit = item.job.time_limit_s
@@ -179,7 +192,7 @@ class ProcessExecutor:
                         )
         finally:
             for conn, item in running.items():
-                item.process.kill()
+                item.kill()
                 item.finish()
                 conn.close()
 

@@ -1,4 +1,5 @@
-"""Confine a run's process: writes only into its own scratch folder, bounded address space.
+"""Confine a run's process: writes only into its own scratch folder, no TCP, bounded address
+space and file size, and nothing it started left running when it ends.
 
 Writes are denied with Linux Landlock (kernel 5.13 or newer): once restricted, the process and
 its children can create, change or delete files only beneath the allowed folders, so a submitted
@@ -9,9 +10,11 @@ not restricted. Where Landlock is unavailable the run still gets its own working
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
+import signal
 from pathlib import Path
 
 # syscall numbers shared by x86_64 and aarch64 (the generic table)
@@ -25,8 +28,23 @@ _MAKE = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 <
 _REFER, _TRUNCATE = 1 << 13, 1 << 14  # ABI 2 and ABI 3
 
 
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
+_SCOPE_SIGNAL = 1 << 1  # ABI 6: no signals to processes outside the run's own domain
+_PR_SET_CHILD_SUBREAPER = 36
+FILE_LIMIT_MB = 512  # the largest file a run may write (its scratch folder only)
+
+
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+def _attr_size(abi: int) -> int:
+    """The ruleset struct as far as this kernel's ABI knows it."""
+    return 8 if abi < 4 else 16 if abi < 6 else 24
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -57,14 +75,17 @@ def _write_rights(abi: int) -> int:
 
 
 def restrict_writes(allowed: list[Path]) -> bool:
-    """Deny writes everywhere but beneath ``allowed`` for this process; False if unsupported."""
+    """Deny writes everywhere but beneath ``allowed`` for this process and its children, and
+    (where the kernel's Landlock has them) every TCP connection and signals to processes outside
+    the run; False if unsupported."""
     abi = landlock_abi()
     if abi < 1:
         return False
     libc = _libc()
     rights = _write_rights(abi)
-    attr = _RulesetAttr(rights)
-    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 else 0
+    attr = _RulesetAttr(rights, net, _SCOPE_SIGNAL if abi >= 6 else 0)
+    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), _attr_size(abi), 0)
     if ruleset < 0:
         return False
     try:
@@ -93,14 +114,55 @@ def limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def limit_files(file_mb: int = FILE_LIMIT_MB) -> None:
+    """Cap the size of any file the process writes; a write past it fails with EFBIG instead of
+    killing the process with SIGXFSZ."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = file_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def adopt_orphans() -> None:
+    """Make this process its descendants' reaper and the leader of its own process group, so
+    that what it starts can be found and stopped when it ends (``stop_descendants``)."""
+    os.setpgrp()
+    _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def stop_descendants() -> int:
+    """Kill every process this one started that is still running (orphans included, as this
+    process is their reaper); the number killed."""
+    killed, pending = 0, _children(os.getpid())
+    while pending:
+        pid = pending.pop()
+        pending += _children(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 def confine(scratch: Path, memory_mb: int | None) -> str:
     """Enter ``scratch`` and confine this process; returns a label of what applied."""
+    adopt_orphans()
     os.chdir(scratch)
     for var in ("TMPDIR", "TEMP", "TMP", "HOME"):
         os.environ[var] = str(scratch)
     if memory_mb:
         limit_memory(memory_mb)
+    limit_files()
     # /dev for /dev/null and /dev/shm (shared memory of torch and multiprocessing)
     if restrict_writes([scratch, Path("/dev")]):
-        return "landlock: writes only in the run's scratch folder"
+        net = ", no TCP" if landlock_abi() >= 4 else ""
+        return f"landlock: writes only in the run's scratch folder{net}"
     return "scratch folder only (Landlock unavailable on this kernel)"
