@@ -3,6 +3,7 @@ left running) fail or are stopped, and the sweep goes on."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -63,4 +64,5 @@ def test_processes_a_gate_leaves_running_are_stopped(sweep):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), f"process {pid} started by the gate is still running"
-    assert any("stopped 1 process" in note for note in record.notes)
+    # (an audit's side call on a copy of the gate may start one more)
+    assert any(re.search(r"stopped [12] process", note) for note in record.notes), record.notes

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 import pytest
+from markupsafe import escape
 
 from suite.gates.entries import get_gate
 from suite.identity import slug
@@ -171,6 +172,18 @@ def test_the_leaderboard_is_the_computed_one_in_rank_order(site):
     # affinity and pi ran on both tasks of the family; the others on one
     counts = {r[1][0]: r[3][0] for r in tables[_board_id("transition")]["rows"]}
     assert counts["pi"] == "2 / 2" and counts["beta+ant"] == "1 / 2"
+    # each gate off the board is listed with its status, its reason one click away
+    index = (site / "index.html").read_text()
+    unranked = index.split("<h3>Not ranked</h3>", 1)[1].split("</table>", 1)[0]
+    for gate_id, status in UNRANKED.items():
+        row = re.search(rf'<tr class="status-{status}">\s*<th scope="row"><a [^>]*>'
+                        rf"{re.escape(gate_id)}</a>.*?</tr>", unranked, re.S)  # fmt: skip
+        assert row, (gate_id, status)
+        reason = anticipation.gates[gate_id].reasons
+        assert "<details><summary>reason</summary>" in row.group(0)
+        if reason:
+            assert escape(reason[0]) in row.group(0)
+    assert "beta+ant" not in unranked
 
 
 def test_each_family_has_its_own_board(two_families):

@@ -6,6 +6,7 @@ ranked.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -182,6 +183,8 @@ def test_scaffold_then_submit_end_to_end(tmp_path, options):
     assert {o.task for o in result.outcomes} == {t.id for t in load_all_tasks()}
     text = render_summary(result)
     assert "my-first-gate" in text and "Δ vs strongest baseline" in text and "rank" in text
+    audited = [int(n) for n in re.findall(r"audits on the real batches: (\d+) passed", text)]
+    assert len(audited) == len(result.outcomes) and all(n > 0 for n in audited)
     records = [r for r in iter_records(options.results) if r.gate.id == "my-first-gate"]
     assert records and all(r.ok for r in records)
     assert records[0].gate.origin == "submission" and records[0].gate.authors == ["Your Name"]

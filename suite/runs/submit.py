@@ -112,6 +112,7 @@ class TaskOutcome:
     ranked_gates: int = 0
     strongest: str | None = None
     delta: Summary | None = None
+    audits: int = 0  # audits on the real run that the gate passed, over its seeds
 
 
 @dataclass
@@ -154,6 +155,7 @@ def _outcome(tres: TaskResult, gate_id: str) -> TaskOutcome:
         ranked_gates=len(ranked),
         strongest=strongest.gate.id if strongest else None,
         delta=delta,
+        audits=sum(len(r.audits) for r in gres.records.values()),
     )
 
 
@@ -197,6 +199,7 @@ def render_summary(result: SubmitResult) -> str:
             else "no baseline to compare with"
         )
         lines.append(f"  {o.task}: {o.metric} {arrow} {fmt_ci(o.score)}, {rank}; {vs}")
+        lines.append(f"    audits on the real batches: {o.audits} passed, none failed")
         if o.status == "partial":
             lines.append(f"    some seeds failed: {o.reason}")
     return "\n".join(lines)

@@ -105,9 +105,28 @@ def index_page(site: Renderer, boards: list[Leaderboard]) -> None:
                 "scales": board.scales if board else [],
                 "plot": plot,
                 "tasks": [_task_row(t, scales.get(t.task.id)) for t in tasks],
+                "unranked": _unranked(tasks),
             }
         )
     site.render("index.html", "index.html", families=sections, n_records=len(site.records))
+
+
+def _unranked(tasks: list[TaskResult]) -> list[dict[str, Any]]:
+    """Every (gate, task) that is on no board, with its status and why: labelled ceilings
+    (declared non-causal), rejected gates (a check or an audit failed) and failed runs."""
+    rows = []
+    for tres in tasks:
+        for gres in tres.ordered_gates():
+            if not gres.ranked:
+                why = "; ".join(gres.reasons) or (
+                    "declared non-causal: a labelled ceiling, shown but never ranked"
+                    if gres.status == "ceiling"
+                    else ""
+                )
+                rows.append(
+                    {"gate": gres.gate.id, "task": tres.task.id, "status": gres.status, "why": why}
+                )
+    return sorted(rows, key=lambda r: (r["status"], r["gate"], r["task"]))
 
 
 def task_page(site: Renderer, tres: TaskResult, scale: TaskScale | None) -> None:
