@@ -86,12 +86,16 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-def discover(package: str) -> list[str]:
-    """Import every public module of ``package`` (discovery by convention); their names."""
+def discover(package: str, recursive: bool = False) -> list[str]:
+    """Import every public module of ``package`` (discovery by convention), and with
+    ``recursive`` those of its public sub-packages too (``baselines/<family>/``); their names."""
     pkg = importlib.import_module(package)
     names = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{package}.{info.name}")
-            names.append(info.name)
+            name = f"{package}.{info.name}"
+            importlib.import_module(name)
+            names.append(name)
+            if recursive and info.ispkg:
+                names += discover(name, recursive=True)
     return names

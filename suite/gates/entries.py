@@ -127,7 +127,7 @@ def init_parameters(cls: type) -> set[str]:
 
 
 def _load_baselines() -> None:
-    discover("baselines")
+    discover("baselines", recursive=True)  # one module per mechanism, sub-packages per family
 
 
 gates: Registry[GateEntry] = Registry(

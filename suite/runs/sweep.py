@@ -91,14 +91,17 @@ class Sweep:
         reason: str | None = None,
         error: str | None = None,
         conformance: dict[str, Any] | None = None,
+        audited: bool = True,
     ) -> RunRecord:
+        """A record of ``run``; ``audited``: the run was executed (and so audited), not stopped
+        by the conformance checks before it started."""
         value = value or {}
         provenance = Provenance(
             **self.env,
             torch_threads=value.get("torch_threads", 1),
             data_fingerprint=value.get("data_fingerprint", ""),
             seeds=value.get("seeds", {}),
-            audit_seed=self.audit_seed if value.get("audits") or status == "rejected" else None,
+            audit_seed=self.audit_seed if audited and self.options.audits else None,
             artifact=run.artifact,
             sandbox=value.get("sandbox", ""),
             created_at=now(),
@@ -133,7 +136,7 @@ class Sweep:
             "seed_index": run.seed_index if run else 0,
             "audit_seed": self.audit_seed if run is not None and self.options.audits else None,
             "device": self.options.device,
-            "time_limit_s": self._time_limit(pair),
+            "time_limit_s": self._time_limit(pair.spec),
         }
         if run is not None and run.artifact:
             slot = self._slot(pair.spec, run.seed_index)
@@ -143,15 +146,17 @@ class Sweep:
     def _slot(self, spec: TaskSpec, seed_index: int) -> artifacts.ArtifactSlot:
         return artifacts.slot(self.options.results, get_family(spec.family), spec, seed_index)
 
-    def _time_limit(self, pair: Pair) -> float:
-        return self.options.time_limit_s or pair.spec.limits.time_s
+    def _time_limit(self, spec: TaskSpec) -> float:
+        return self.options.time_limit_s or spec.limits.time_s
 
-    def _memory(self, pair: Pair) -> int:
-        return self.options.memory_mb or pair.spec.limits.memory_mb
+    def _memory(self, spec: TaskSpec) -> int:
+        return self.options.memory_mb or spec.limits.memory_mb
 
     # -- phases -------------------------------------------------------------------------------
 
-    def prepare(self, tasks: list[TaskSpec], executor_for: Any) -> dict[tuple[str, int], str]:
+    def prepare(
+        self, tasks: list[TaskSpec], executor_for: Callable[[], Executor]
+    ) -> dict[tuple[str, int], str]:
         """Build every missing artefact of the families that prepare one (trusted jobs; this
         process writes them); returns (task id, seed index) -> content hash."""
         hashes: dict[tuple[str, int], str] = {}
@@ -168,8 +173,7 @@ class Sweep:
                     continue
                 payload = {**job_spec(spec), "seed_index": seed_index}
                 label = f"prepare {spec.id} seed {seed_index}"
-                limit = self.options.time_limit_s or spec.limits.time_s
-                memory = self.options.memory_mb or spec.limits.memory_mb
+                limit, memory = self._time_limit(spec), self._memory(spec)
                 jobs.append(Job("prepare", payload, limit, memory, label, tag=slot))
         if not jobs:
             return hashes
@@ -209,8 +213,8 @@ class Sweep:
                 Job(
                     "conformance",
                     self._payload(pair),
-                    min(CONFORMANCE_TIME_S, self._time_limit(pair)),
-                    self._memory(pair),
+                    min(CONFORMANCE_TIME_S, self._time_limit(pair.spec)),
+                    self._memory(pair.spec),
                     f"conformance {pair.label}",
                     tag=pair,
                 )
@@ -263,7 +267,9 @@ class Sweep:
                 if isinstance(executor, DaskExecutor):
                     executor.close()
 
-    def _run_plan(self, plan: Plan, executor_for: Any, started: float) -> SweepSummary:
+    def _run_plan(
+        self, plan: Plan, executor_for: Callable[[], Executor], started: float
+    ) -> SweepSummary:
         options = self.options
         summary = SweepSummary(plan=plan)
         todo: list[PlannedRun] = []
@@ -314,7 +320,11 @@ class Sweep:
                 write_record(
                     run.path,
                     self._record(
-                        run, "rejected", reason=reason, conformance=report.model_dump(mode="json")
+                        run,
+                        "rejected",
+                        reason=reason,
+                        conformance=report.model_dump(mode="json"),
+                        audited=False,
                     ),
                 )
                 summary.rejected += 1
@@ -324,8 +334,8 @@ class Sweep:
                 Job(
                     "run",
                     self._payload(run.pair, run),
-                    self._time_limit(run.pair),
-                    self._memory(run.pair),
+                    self._time_limit(run.pair.spec),
+                    self._memory(run.pair.spec),
                     run.label,
                     tag=(run, report),
                 )
