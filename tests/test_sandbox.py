@@ -43,7 +43,8 @@ def test_a_gate_cannot_open_a_tcp_connection(sweep, tasks):
         server.accept()  # nothing ever connected
     server.close()
     by_gate = {r.gate.id: r for r in records}
-    assert by_gate["affinity"].ok and "no TCP" in by_gate["affinity"].provenance.sandbox
+    sandbox = by_gate["affinity"].provenance.sandbox
+    assert by_gate["affinity"].ok and "no TCP" in sandbox and "reads only code" in sandbox
     assert by_gate["test-connects"].status == "failed"
     assert "PermissionError" in by_gate["test-connects"].reason
 

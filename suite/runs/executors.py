@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
-from suite.runs.jobs import execute
+from suite.runs.jobs import execute, job_readable
 from suite.runs.sandbox import confine, stop_descendants
 
 KILL_GRACE_S = 5.0  # runs stop themselves at their deadline; the kill is the backstop
@@ -79,7 +79,7 @@ def _child_main(
     kind: str, payload: dict[str, Any], memory_mb: int | None, scratch: str, conn: Connection
 ) -> None:
     try:
-        sandbox = confine(Path(scratch), memory_mb)
+        sandbox = confine(Path(scratch), memory_mb, job_readable(payload))
         status, value, detail = _run_guarded(kind, payload, memory_mb)
         stopped = stop_descendants()
         if status == "ok" and isinstance(value, dict):

@@ -10,6 +10,7 @@ import importlib
 import os
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -113,6 +114,18 @@ def execute_conformance(payload: dict[str, Any]) -> dict[str, Any]:
         declared_budget=payload["gate"].get("parameter_budget"),
     )
     return report.model_dump(mode="json")
+
+
+def job_readable(payload: dict[str, Any]) -> list[Path]:
+    """What one job reads beyond the system, Python and GateBench's code: its own submission's
+    folder and its prepared artefact's folder (never other submissions or the records)."""
+    gate = payload.get("gate") or {}
+    folders = [payload.get("submission_dir"), gate.get("submission_dir")]
+    if gate.get("module_file"):
+        folders.append(str(Path(gate["module_file"]).parent))
+    if payload.get("artifact"):
+        folders.append(str(Path(payload["artifact"]["path"]).parent))
+    return [Path(f) for f in folders if f]
 
 
 JOB_FUNCTIONS = {
