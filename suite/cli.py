@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import secrets
 import shlex
 import sys
 from collections.abc import Sequence
@@ -13,6 +15,28 @@ from pathlib import Path
 
 from suite.errors import GateBenchError
 from suite.tasks.spec import PROFILES
+
+SALT_HELP = (
+    "seed salt: 'public' (default: the specs' seeds), 'new' (draw a secret one and print it) or "
+    "a salt printed before (hex): gates run with one salt share their data and are compared"
+)
+
+
+def _salt(value: str) -> str:
+    """The salt a sweep uses; 'new' draws one here, in the harness, before any gate runs."""
+    if value == "public":
+        return ""
+    if value == "new":
+        salt = secrets.token_hex(16)
+        print(f"gatebench: seed salt {salt} (give --salt {salt} to run more gates on the same "
+              "data; it is published in every record)", file=sys.stderr)  # fmt: skip
+        return salt
+    if not re.fullmatch(r"[0-9a-f]{8,64}", value):
+        raise GateBenchError(
+            f"--salt {value!r} is not a salt: use 'public', 'new' or a hex salt printed by "
+            "an earlier --salt new (8 to 64 characters 0-9a-f)."
+        )
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["process", "inline", "dask"], default="process")
     run.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
     run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
+    run.add_argument("--salt", default="public", help=SALT_HELP)
     run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     run.add_argument("--quiet", action="store_true", help="do not print the report table")
     run.add_argument("--site", action="store_true", help="render the results site at the end")
@@ -80,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     submit.add_argument("--results", type=Path, default=Path("results"))
     submit.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
+    submit.add_argument("--salt", default="public", help=SALT_HELP)
     submit.add_argument("--no-site", action="store_true", help="do not re-render the site")
 
     site = sub.add_parser("site", help="render the static results site from the run records")
@@ -200,6 +226,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         scheduler=args.scheduler,
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,
+        salt=_salt(args.salt),
     )
     baselines = [g for g in all_gates() if g.origin == "baseline"]
     folders = discover(args.submissions)
@@ -257,6 +284,7 @@ def _submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         results=args.results,
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,
+        salt=_salt(args.salt),
     )
     result = submit(args.path, options, lambda msg: print(msg, file=sys.stderr, flush=True))
     print()

@@ -40,10 +40,16 @@ def seeded_global_rng(seed: int) -> Iterator[None]:
 
 
 class RunSeeds:
-    """The seeds of one (task, seed index) run, shared by every gate so comparisons are paired."""
+    """The seeds of one (task, seed index) run, shared by every gate so comparisons are paired.
 
-    def __init__(self, master_seed: int, task_id: str, seed_index: int) -> None:
-        self.base = derive_seed(master_seed, task_id, seed_index)
+    With a ``salt`` (a leaderboard's secret, published in the records after its runs) the seeds
+    cannot be derived from the public spec, so no gate can regenerate its evaluation stream in
+    advance; without one they are the spec's public seeds, for development and ``run-all``.
+    """
+
+    def __init__(self, master_seed: int, task_id: str, seed_index: int, salt: str = "") -> None:
+        parts: tuple[str | int, ...] = (master_seed, task_id, seed_index)
+        self.base = derive_seed(*parts, "salt", salt) if salt else derive_seed(*parts)
         self.data = derive_seed(self.base, "data")
         self.init = derive_seed(self.base, "init")
 

@@ -122,11 +122,15 @@ class Aggregate:
 
 
 def _select(records: list[RunRecord], current_hash: str | None) -> tuple[list[RunRecord], int]:
-    """Records of the current spec version (or the newest one seen when it is unknown)."""
+    """Records of the current spec version (or the newest one seen when it is unknown) made with
+    one seed salt, the newest's: gates compared on a task always share their data."""
     if current_hash is None:
         newest = max(records, key=lambda r: r.provenance.created_at)
         current_hash = newest.task.spec_hash
     chosen = [r for r in records if r.task.spec_hash == current_hash]
+    if chosen:
+        salt = max(chosen, key=lambda r: r.provenance.created_at).provenance.salt
+        chosen = [r for r in chosen if r.provenance.salt == salt]
     return chosen, len(records) - len(chosen)
 
 

@@ -86,10 +86,13 @@ class ArtifactSlot:
         return digest
 
 
-def slot(results: Path, family: TaskFamily, spec: TaskSpec, seed_index: int) -> ArtifactSlot:
+def slot(
+    results: Path, family: TaskFamily, spec: TaskSpec, seed_index: int, salt: str = ""
+) -> ArtifactSlot:
     recipe = stable_hash(
         {
             "suite": suite.__version__,
+            "salt": salt,
             "family": family.name,
             "family_source": family.source_hash(),
             "task": spec.identity(),

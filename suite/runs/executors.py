@@ -34,7 +34,7 @@ KILL_GRACE_S = 5.0  # runs stop themselves at their deadline; the kill is the ba
 
 @dataclass
 class Job:
-    kind: str  # "run" | "conformance"
+    kind: str  # "prepare" | "conformance" | "run" | "inspect" (suite.runs.jobs.JOB_FUNCTIONS)
     payload: dict[str, Any]
     time_limit_s: float
     memory_mb: int | None

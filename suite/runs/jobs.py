@@ -53,7 +53,7 @@ def execute_prepare(payload: dict[str, Any]) -> dict[str, Any]:
     """Build a family's artefact for one (task, seed); the parent writes it."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"])
+    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
     started = time.monotonic()
     artifact = family.prepare(spec, seeds)
     return {"blob": to_bytes(artifact), "wall_time_s": time.monotonic() - started}
@@ -65,7 +65,7 @@ def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
     spec, family = _spec(payload)
     entry = resolve_ref(payload["gate"])
     info = family.task_info(spec)
-    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"])
+    seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
     device = torch.device(payload.get("device", "cpu"))
     artifact = None
     if payload.get("artifact"):

@@ -153,10 +153,11 @@ class Plan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (task, gate, reason)
 
 
-def run_key(pair: Pair, seed_index: int, artifact: str = "") -> str:
+def run_key(pair: Pair, seed_index: int, artifact: str = "", salt: str = "") -> str:
     return stable_hash(
         {
             "suite": suite.__version__,
+            "salt": salt,
             "task": pair.spec.identity(),
             "family_source": _family_source_hash(pair.spec.family),
             "artifact": artifact,
@@ -183,6 +184,7 @@ def make_plan(
     results: Path,
     seeds: int | None = None,
     artifacts: ArtifactHashes | None = None,
+    salt: str = "",
 ) -> Plan:
     plan = Plan(profile=profile)
     for base in tasks:
@@ -203,7 +205,7 @@ def make_plan(
             plan.pairs.append(pair)
             for seed_index in range(seed_count(spec, seeds)):
                 artifact = artifacts(spec, seed_index) if artifacts else ""
-                key = run_key(pair, seed_index, artifact)
+                key = run_key(pair, seed_index, artifact, salt)
                 path = record_path(results, spec.id, gate.id, seed_index, key)
                 plan.runs.append(PlannedRun(pair, profile, seed_index, key, path, artifact))
     return plan

@@ -91,6 +91,7 @@ class Provenance(_Model):
     data_fingerprint: str = ""
     seeds: dict[str, int] = Field(default_factory=dict)
     audit_seed: int | None = None  # drew the audited calls; secret until the run was recorded
+    salt: str = ""  # the leaderboard's seed salt ("" = the spec's public seeds), published here
     artifact: str = ""  # content hash of the prepared artefact the run used, if any
     command: str = ""
     sandbox: str = ""

@@ -35,6 +35,7 @@ class SweepOptions:
     time_limit_s: float | None = None  # overrides every spec's limit (tests, debugging)
     memory_mb: int | None = None
     audits: bool = True  # audit gates on the real run at secret calls (suite.gates.audit)
+    salt: str = ""  # "" = the specs' public seeds; a leaderboard's secret salt otherwise
     audit_seed: int | None = None  # None: a fresh secret seed per sweep
 
 

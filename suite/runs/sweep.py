@@ -102,6 +102,7 @@ class Sweep:
             data_fingerprint=value.get("data_fingerprint", ""),
             seeds=value.get("seeds", {}),
             audit_seed=self.audit_seed if audited and self.options.audits else None,
+            salt=self.options.salt,
             artifact=run.artifact,
             sandbox=value.get("sandbox", ""),
             created_at=now(),
@@ -135,6 +136,7 @@ class Sweep:
             "gate": pair.gate_payload(),
             "seed_index": run.seed_index if run else 0,
             "audit_seed": self.audit_seed if run is not None and self.options.audits else None,
+            "salt": self.options.salt,
             "device": self.options.device,
             "time_limit_s": self._time_limit(pair.spec),
         }
@@ -144,7 +146,8 @@ class Sweep:
         return payload
 
     def _slot(self, spec: TaskSpec, seed_index: int) -> artifacts.ArtifactSlot:
-        return artifacts.slot(self.options.results, get_family(spec.family), spec, seed_index)
+        family = get_family(spec.family)
+        return artifacts.slot(self.options.results, family, spec, seed_index, self.options.salt)
 
     def _time_limit(self, spec: TaskSpec) -> float:
         return self.options.time_limit_s or spec.limits.time_s
@@ -171,7 +174,7 @@ class Sweep:
                 if found is not None:
                     hashes[(spec.id, seed_index)] = found
                     continue
-                payload = {**job_spec(spec), "seed_index": seed_index}
+                payload = {**job_spec(spec), "seed_index": seed_index, "salt": self.options.salt}
                 label = f"prepare {spec.id} seed {seed_index}"
                 limit, memory = self._time_limit(spec), self._memory(spec)
                 jobs.append(Job("prepare", payload, limit, memory, label, tag=slot))
@@ -260,6 +263,7 @@ class Sweep:
             plan = make_plan(
                 tasks, gates, options.profile, options.results, options.seeds,
                 artifacts=lambda spec, seed: hashes.get((spec.id, seed), ""),
+                salt=options.salt,
             )  # fmt: skip
             return self._run_plan(plan, executor_for, started)
         finally:

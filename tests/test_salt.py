@@ -1,0 +1,50 @@
+"""Seed salts: a leaderboard's secret salt changes every run's data (no gate can regenerate it
+from the public spec), is shared by the gates it compares, and is published in the records."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.cli import _salt
+from suite.errors import GateBenchError
+from suite.results.aggregate import aggregate
+from suite.seeding import RunSeeds
+
+ANT = "transition/anticipation"
+
+
+def test_the_public_seeds_are_unchanged_and_a_salt_changes_them():
+    public = RunSeeds(0, ANT, 3)
+    assert public.as_dict() == RunSeeds(0, ANT, 3, salt="").as_dict()
+    salted = RunSeeds(0, ANT, 3, salt="a1b2c3d4")
+    assert salted.data != public.data and salted.init != public.init
+    assert salted.as_dict() == RunSeeds(0, ANT, 3, salt="a1b2c3d4").as_dict()
+
+
+def test_a_salted_sweep_is_paired_published_and_kept_apart(sweep, tmp_path):
+    results = tmp_path / "results"
+    _, public = sweep([ANT], ["affinity", "beta"], results=results)
+    _, salted = sweep([ANT], ["affinity", "beta"], results=results, salt="5eed5a17")
+    salted = [r for r in salted if r.provenance.salt == "5eed5a17"]
+    assert len(salted) == 4  # new keys: nothing served from the public runs
+    by_seed: dict[int, set[str]] = {}
+    for record in salted:
+        by_seed.setdefault(record.seed_index, set()).add(record.provenance.data_fingerprint)
+    assert all(len(prints) == 1 for prints in by_seed.values())  # gates share the salted data
+    public_prints = {r.provenance.data_fingerprint for r in public}
+    assert public_prints.isdisjoint(set().union(*by_seed.values()))
+    # the aggregate compares the newest salt's runs only (the public ones are set aside)
+    _, everything = sweep([ANT], ["affinity", "beta"], results=results, salt="5eed5a17")
+    result = aggregate(everything).tasks[0]
+    assert result.stale_records == 4
+    assert {r.provenance.salt for g in result.gates.values() for r in g.records.values()} == {
+        "5eed5a17"
+    }
+
+
+def test_salt_arguments():
+    assert _salt("public") == ""
+    assert _salt("00ff00ff") == "00ff00ff"
+    assert len(_salt("new")) == 32
+    with pytest.raises(GateBenchError, match="is not a salt"):
+        _salt("../etc")
