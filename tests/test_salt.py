@@ -48,3 +48,19 @@ def test_salt_arguments():
     assert len(_salt("new")) == 32
     with pytest.raises(GateBenchError, match="is not a salt"):
         _salt("../etc")
+
+
+def test_a_gate_that_regenerates_the_public_stream_is_defeated_by_a_salt(sweep, tmp_path):
+    """The threat the salt closes: with the specs' public seeds, a gate that rebuilds the data
+    stream from the spec and answers with its labels passes every check and audit with a
+    near-perfect score; with a salt its lookup finds nothing and it is an affinity gate."""
+    gates = ["affinity", "test-regenerates"]
+    _, public = sweep([ANT], gates, results=tmp_path / "public")
+    _, salted = sweep([ANT], gates, results=tmp_path / "salted", salt="0badc0de")
+    assert all(r.ok for r in [*public, *salted])  # ranked both times: no check or audit fires
+
+    def scores(records):
+        return [r.metrics["acc_transition"] for r in records if r.gate.id == "test-regenerates"]
+
+    assert len(scores(public)) == 2 and min(scores(public)) > 0.95  # public seeds are gameable
+    assert max(scores(salted)) < 0.5  # the salted data is not
