@@ -22,5 +22,5 @@ def test_anticipation_paper_profile_has_the_shape_of_table5(sweep):
     assert acc["oracle"] > 0.95
     beta_ant = next(i for i in result.ablation.interactions if set(i.factors) == {"beta", "ant"})
     assert beta_ant.summary.mean > 0.3 and beta_ant.summary.ci_low > 0
-    verdicts = {(v.subject, v.claim["metric"]): v.verdict for v in result.claims}
+    verdicts = {(v.subject, v.claim.metric): v.verdict for v in result.claims}
     assert verdicts[("beta×ant", "acc_transition")] == "reproduced"
