@@ -61,3 +61,39 @@ def test_an_entry_point_cannot_leave_its_folder(tmp_path, entry_point):
     )
     with pytest.raises(SubmissionError, match="field 'entry_point'"):
         load_manifest(folder)
+
+
+def test_an_import_that_hangs_is_stopped_and_the_others_load(tmp_path):
+    from suite.runs.setup import SweepOptions
+    from suite.runs.submit import load_submissions
+    from suite.tasks.loading import load_all_tasks
+
+    root = tmp_path / "subs"
+    for name, code in (("hangs", "import time\ntime.sleep(600)\n"), ("fine", FINE_GATE)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "gate.py").write_text(code)
+        (folder / "submission.yaml").write_text(
+            f"name: {name}\nauthors: [T]\ndescription: d\nentry_point: gate:Gate\n"
+            "families: [transition]\n"
+        )
+    options = SweepOptions(profile="smoke", results=tmp_path / "r", workers=2, time_limit_s=3)
+    tasks = [t for t in load_all_tasks() if t.id == ANT]
+    loaded = load_submissions([root / "hangs", root / "fine"], tasks, options)
+    assert [e.id for e in loaded.entries] == ["fine"]
+    assert len(loaded.errors) == 1 and "exceeded its time limit of 3 s" in loaded.errors[0]
+
+
+FINE_GATE = """
+from torch import nn
+from suite.contract import GateOutput, RouterGate
+
+
+class Gate(RouterGate):
+    def __init__(self, info):
+        super().__init__(info)
+        self.W = nn.Linear(info.d_model, info.n_experts)
+
+    def forward(self, x, state=None):
+        return GateOutput(self.W(x))
+"""

@@ -47,6 +47,7 @@ def load_submissions(
         except SubmissionError as exc:
             loaded.errors.append(str(exc))
     jobs = []
+    inspect_limit = min(CONFORMANCE_TIME_S, options.time_limit_s or CONFORMANCE_TIME_S)
     for folder, manifest in manifests.items():
         targets = [t.for_profile(options.profile) for t in tasks if t.family in manifest.families]
         infos = {t.id: get_family(t.family).task_info(t) for t in targets}
@@ -61,7 +62,7 @@ def load_submissions(
             },
         }
         jobs.append(
-            Job("inspect", payload, CONFORMANCE_TIME_S, 4096, f"inspect {folder}",
+            Job("inspect", payload, inspect_limit, 4096, f"inspect {folder}",
                 tag=(folder, manifest, infos))
         )  # fmt: skip
 
