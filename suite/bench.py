@@ -26,6 +26,7 @@ import torch
 
 from suite.contract import Feedback, GateOutput, RouterGate, State
 from suite.gates.entries import get_gate
+from suite.gates.kinds import kinds
 from suite.runs.jobs import pin_threads
 from suite.runs.provenance import hardware
 from suite.runs.setup import SweepOptions, default_workers
@@ -57,13 +58,7 @@ class StepLoop(RouterGate):
         self.inner = gate
 
     def forward(self, x: torch.Tensor, state: State = None) -> GateOutput:
-        state = self.inner.initial_state(x.shape[0]) if state is None else state
-        logits = []
-        for t in range(x.shape[1]):
-            out = self.inner.step(x[:, t], state)
-            logits.append(out.logits)
-            state = out.state
-        return GateOutput(torch.stack(logits, dim=1), state)
+        return GateOutput(*kinds.get("router").stream(self.inner, x, state))
 
     def observe(self, feedback: Feedback) -> None:
         self.inner.observe(feedback)

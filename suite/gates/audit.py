@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from suite.contract import Feedback, Gate, State
+from suite.contract import Feedback, Gate, Side, State
+from suite.gates.conformance import TOLERANCE, max_diff, scale
 from suite.gates.kinds import GateKind
 from suite.seeding import derive_seed, generator
 
-TOLERANCE = 1e-5  # relative to the outputs' scale, as in conformance
 # One audited call drawn from each window of forward-call indices: every stretch of a run, short
 # or long, is audited at least once, at a call the gate cannot predict.
 WINDOWS = ((1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096))
@@ -42,14 +42,6 @@ def audit_calls(seed: int) -> list[int]:
     """The forward-call indices (0-based) to audit: one drawn from each window."""
     g = generator(derive_seed(seed, "audit", "calls"))
     return [int(torch.randint(low, high + 1, (1,), generator=g)) for low, high in WINDOWS]
-
-
-def _scale(t: Tensor) -> float:
-    return 1.0 + float(t.detach().abs().max()) if t.numel() else 1.0
-
-
-def _diff(a: Tensor, b: Tensor) -> float:
-    return float((a.detach() - b.detach()).abs().max()) if a.numel() else 0.0
 
 
 class AuditedGate(nn.Module):
@@ -71,14 +63,14 @@ class AuditedGate(nn.Module):
     def info(self) -> Any:
         return self.inner.info
 
-    def forward(self, x: Tensor, state: State = None, *side: Any) -> Any:
+    def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
         if self.calls in self.pending:
             self._audit(x, state, side)
         self.calls += 1
-        return self.inner(x, state, *side) if (state is not None or side) else self.inner(x)
+        return self.kind_adapter.forward(self.inner, x, state, side)
 
-    def step(self, x_t: Tensor, state: State = None, *side: Any) -> Any:
-        return self.inner.step(x_t, state, *side)
+    def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
+        return self.kind_adapter.step(self.inner, x_t, state, side)
 
     def initial_state(self, batch_size: int) -> State:
         return self.inner.initial_state(batch_size)
@@ -97,7 +89,7 @@ class AuditedGate(nn.Module):
 
     # -- the audit ------------------------------------------------------------------------------
 
-    def _audit(self, x: Tensor, state: State, side: tuple[Any, ...]) -> None:
+    def _audit(self, x: Tensor, state: State, side: Side | None) -> None:
         call = self.calls
         g = generator(derive_seed(self.seed, "audit", call))
         devices = [x.device] if x.is_cuda else []
@@ -109,14 +101,14 @@ class AuditedGate(nn.Module):
             torch.set_rng_state(rng)  # every side call draws what the real call will draw
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, x.device)
-            args = (inputs, state, *side) if (state is not None or side) else (inputs,)
-            return self.kind_adapter.per_position(twin(*args)).detach()
+            out = self.kind_adapter.forward(twin, inputs, state, side)
+            return self.kind_adapter.per_position(out).detach()
 
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             first = outputs(x)
             again = outputs(x)
-            tol = TOLERANCE * _scale(first)
-            moved = _diff(first, again)
+            tol = TOLERANCE * scale(first)
+            moved = max_diff(first, again)
             if moved > tol:
                 self._reject(call, "hidden state across calls", moved, "the same input twice")
             B, T = x.shape[0], x.shape[1]
@@ -124,7 +116,7 @@ class AuditedGate(nn.Module):
                 t = int(torch.randint(0, T - 1, (1,), generator=g))
                 future = x.clone()
                 future[:, t + 1 :] = torch.randn(future[:, t + 1 :].shape, generator=g).to(x) * 3
-                moved = _diff(outputs(future)[:, : t + 1], first[:, : t + 1])
+                moved = max_diff(outputs(future)[:, : t + 1], first[:, : t + 1])
                 if moved > tol:
                     self._reject(call, "causality", moved, f"inputs after position {t} perturbed")
             if B > 1:
@@ -132,7 +124,7 @@ class AuditedGate(nn.Module):
                 other = x.clone()
                 other[b] = torch.randn(other[b].shape, generator=g).to(x) * 3
                 keep = torch.arange(B, device=x.device) != b
-                moved = _diff(outputs(other)[keep], first[keep])
+                moved = max_diff(outputs(other)[keep], first[keep])
                 if moved > tol:
                     self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
         mode = "train" if self.training else "eval"

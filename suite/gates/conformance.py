@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from suite.contract import Gate, Side, State, TaskInfo, deliver_feedback
-from suite.gates.kinds import GateKind, kinds
+from suite.gates.kinds import GateKind, kinds, side_at
 from suite.seeding import derive_seed, generator, seeded_global_rng
 
 BATCH = 4
@@ -60,11 +60,12 @@ class ConformanceReport(BaseModel):
         return "; ".join(f"{c.name}: {c.detail}" for c in failed)
 
 
-def _scale(t: Tensor) -> float:
+def scale(t: Tensor) -> float:
+    """1 + the largest magnitude: tolerances are relative to the outputs' scale."""
     return 1.0 + float(t.detach().abs().max()) if t.numel() else 1.0
 
 
-def _max_diff(a: Tensor, b: Tensor) -> float:
+def max_diff(a: Tensor, b: Tensor) -> float:
     return float((a.detach() - b.detach()).abs().max()) if a.numel() else 0.0
 
 
@@ -98,12 +99,6 @@ class Probe:
         if "task_id" in self.info.inputs:
             task_id = torch.randint(0, int(self.info.get("n_tasks", 2)), (BATCH,), generator=g)
         return Side(token_ids=token_ids, task_id=task_id)
-
-    def side_slice(self, sl: slice | int) -> Side | None:
-        if self.side is None:
-            return None
-        ids = self.side.token_ids
-        return Side(token_ids=None if ids is None else ids[:, sl], task_id=self.side.task_id)
 
     def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind.forward(self.gate, x, state, self.side if side is None else side)
@@ -149,10 +144,10 @@ def check_causality(probe: Probe) -> CheckResult:
         perturbed = x.clone()
         perturbed[:, t + 1 :] = torch.randn(perturbed[:, t + 1 :].shape, generator=g) * 3.0
         side = probe.future_side(t, g)
-        moved = _max_diff(probe.outputs(perturbed, side)[:, : t + 1], reference[:, : t + 1])
+        moved = max_diff(probe.outputs(perturbed, side)[:, : t + 1], reference[:, : t + 1])
         if moved > worst[0]:
             worst = (moved, t)
-    if worst[0] > TOLERANCE * _scale(reference):
+    if worst[0] > TOLERANCE * scale(reference):
         return CheckResult(
             name="causality",
             passed=False,
@@ -168,8 +163,8 @@ def check_batch_isolation(probe: Probe) -> CheckResult:
     reference = probe.outputs(probe.x)
     x, g = probe.perturbed("batch")
     x[0] = torch.randn(x[0].shape, generator=g) * 3.0
-    moved = _max_diff(probe.outputs(x)[1:], reference[1:])
-    if moved > TOLERANCE * _scale(reference):
+    moved = max_diff(probe.outputs(x)[1:], reference[1:])
+    if moved > TOLERANCE * scale(reference):
         return CheckResult(
             name="batch_isolation",
             passed=False,
@@ -178,16 +173,6 @@ def check_batch_isolation(probe: Probe) -> CheckResult:
             "Compute each sequence's outputs from that sequence only.",
         )
     return CheckResult(name="batch_isolation", passed=True, detail=f"batch of {BATCH}")
-
-
-def stream(probe: Probe, x: Tensor) -> tuple[Tensor, State]:
-    """Outputs (B, T, ...) and the final state from feeding x to ``step`` one position at a time."""
-    state, stepped = probe.gate.initial_state(x.shape[0]), []
-    for t in range(x.shape[1]):
-        out = probe.kind.step(probe.gate, x[:, t], state, probe.side_slice(t))
-        stepped.append(probe.kind.per_position(out))
-        state = probe.kind.state(out)
-    return torch.stack(stepped, dim=1), state
 
 
 def _grads(probe: Probe, outputs: Tensor) -> list[Tensor]:
@@ -204,8 +189,8 @@ def _grads(probe: Probe, outputs: Tensor) -> list[Tensor]:
 def _largest_diff(a: list[Tensor], b: list[Tensor]) -> tuple[float, float]:
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
         return float("inf"), 1.0
-    diffs = [_max_diff(x, y) for x, y in zip(a, b, strict=True)]
-    scales = [_scale(x) for x in a]
+    diffs = [max_diff(x, y) for x, y in zip(a, b, strict=True)]
+    scales = [scale(x) for x in a]
     return max(diffs, default=0.0), max(scales, default=1.0)
 
 
@@ -217,7 +202,7 @@ def check_streaming(probe: Probe) -> CheckResult:
         full_out = probe.forward(x)
         full = probe.kind.per_position(full_out)
         try:
-            stepped, step_state = stream(probe, x)
+            stepped, step_state = probe.kind.stream(probe.gate, x, side=probe.side)
         except NotImplementedError:
             return CheckResult(
                 name="streaming",
@@ -225,9 +210,9 @@ def check_streaming(probe: Probe) -> CheckResult:
                 detail="step() is not implemented; a causal gate must stream one token at a time",
             )
         full_grads, step_grads = _grads(probe, full), _grads(probe, stepped)
-    tol = TOLERANCE * _scale(full)
+    tol = TOLERANCE * scale(full)
     problems = []
-    step_diff = _max_diff(stepped, full)
+    step_diff = max_diff(stepped, full)
     if step_diff > tol:
         problems.append(
             f"forward and repeated step disagree by {step_diff:.3g} (tolerance {tol:.1g}); "
@@ -249,10 +234,12 @@ def check_streaming(probe: Probe) -> CheckResult:
         )
     T = x.shape[1]
     k = T // 2
-    first = probe.forward(x[:, :k], probe.gate.initial_state(BATCH), probe.side_slice(slice(0, k)))
-    second = probe.forward(x[:, k:], probe.kind.state(first), probe.side_slice(slice(k, T)))
+    first = probe.forward(
+        x[:, :k], probe.gate.initial_state(BATCH), side_at(probe.side, slice(0, k))
+    )
+    second = probe.forward(x[:, k:], probe.kind.state(first), side_at(probe.side, slice(k, T)))
     chunked = torch.cat([probe.kind.per_position(first), probe.kind.per_position(second)], dim=1)
-    chunk_diff = _max_diff(chunked, full)
+    chunk_diff = max_diff(chunked, full)
     if chunk_diff > tol:
         problems.append(
             f"forward over two chunks (state carried at t={k}) disagrees with one forward "

@@ -20,6 +20,13 @@ from suite.contract import Feedback, Gate, GateOutput, RouterGate, Side, State, 
 from suite.registry import Registry
 
 
+def side_at(side: Side | None, positions: slice | int) -> Side | None:
+    """The side inputs of some positions (token ids are per position, a task id per sequence)."""
+    if side is None or side.token_ids is None:
+        return side
+    return side._replace(token_ids=side.token_ids[:, positions])
+
+
 def takes_side(gate: Gate) -> bool:
     """Whether the gate's forward accepts the family's side inputs (a third argument)."""
     params = inspect.signature(gate.forward).parameters
@@ -44,6 +51,19 @@ class GateKind:
         if side_t is not None and takes_side(gate):
             return gate.step(x_t, state, side_t)
         return gate.step(x_t, state)
+
+    def stream(
+        self, gate: Gate, x: Tensor, state: State = None, side: Side | None = None
+    ) -> tuple[Tensor, State]:
+        """Outputs (B, T, ...) and the final state from feeding x to ``step`` one position at a
+        time: the streaming path, which ``forward`` is checked against."""
+        state = gate.initial_state(x.shape[0]) if state is None else state
+        stepped = []
+        for t in range(x.shape[1]):
+            out = self.step(gate, x[:, t], state, side_at(side, t))
+            stepped.append(self.per_position(out))
+            state = self.state(out)
+        return torch.stack(stepped, dim=1), state
 
     # -- reading outputs ------------------------------------------------------------------------
 

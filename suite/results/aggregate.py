@@ -134,17 +134,6 @@ def _select(records: list[RunRecord], current_hash: str | None) -> tuple[list[Ru
     return chosen, len(records) - len(chosen)
 
 
-def _conformance_verdict(record: RunRecord) -> str | None:
-    report = record.conformance or {}
-    checks = report.get("checks") or []
-    if not checks:
-        return None
-    if any(not (c.get("passed") or c.get("skipped")) for c in checks):
-        return "rejected"
-    verified = any(c.get("name") == "causality" and c.get("passed") for c in checks)
-    return "ranked" if verified else "ceiling"
-
-
 def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
     newest = max(gate_records.values(), key=lambda r: r.provenance.created_at)
     ok = [r for r in gate_records.values() if r.ok]
@@ -153,7 +142,7 @@ def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
         status = "rejected"  # broke the contract on some seed: none of its seeds is ranked
     elif not ok:
         status = "failed"
-    elif not newest.gate.causal or _conformance_verdict(newest) == "ceiling":
+    elif not newest.gate.causal:  # passed its checks without the causality one: a ceiling
         status = "ceiling"
     elif len(ok) < len(gate_records):
         status = "partial"

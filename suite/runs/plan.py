@@ -35,11 +35,6 @@ def checks_hash() -> str:
     return files_hash([Path(conformance.__file__), Path(kinds.__file__)])
 
 
-@functools.cache
-def _family_source_hash(family: str) -> str:
-    return get_family(family).source_hash()
-
-
 def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
     """The task summary every record carries (so records can be read without the specs)."""
     return TaskRef(
@@ -58,7 +53,7 @@ def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
         variant_of=spec.variant_of,
         ablation=spec.ablation,
         claims=list(spec.claims),
-        family_source_hash=_family_source_hash(spec.family),
+        family_source_hash=get_family(spec.family).source_hash(),
     )
 
 
@@ -112,7 +107,11 @@ class Pair:
         )
 
     def task_ref(self) -> TaskRef:
-        return task_ref(self.spec, self.paper_spec_hash)
+        """The task summary of this pair's records (built once: every record of the pair and
+        the check of its outputs use it)."""
+        if "_task_ref" not in self.__dict__:
+            object.__setattr__(self, "_task_ref", task_ref(self.spec, self.paper_spec_hash))
+        return self.__dict__["_task_ref"]
 
     def gate_ref(self) -> GateRef:
         g = self.gate
@@ -159,7 +158,7 @@ def run_key(pair: Pair, seed_index: int, artifact: str = "", salt: str = "") -> 
             "suite": suite.__version__,
             "salt": salt,
             "task": pair.spec.identity(),
-            "family_source": _family_source_hash(pair.spec.family),
+            "family_source": get_family(pair.spec.family).source_hash(),
             "artifact": artifact,
             "gate": pair.gate.id,
             "params": pair.params,

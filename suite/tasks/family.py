@@ -101,8 +101,11 @@ class TaskFamily(ABC, Generic[SpecT]):
         return cls.folder() / "specs"
 
     def source_hash(self) -> str:
-        """Hash of the family's own code; it enters every run key of the family."""
-        return folder_hash(self.folder())
+        """Hash of the family's own code (read once per process); it enters every run key and
+        artefact recipe of the family."""
+        if "_source_hash" not in self.__dict__:
+            self._source_hash = folder_hash(self.folder())
+        return self._source_hash
 
     @abstractmethod
     def task_info(self, spec: SpecT) -> TaskInfo:
