@@ -66,4 +66,4 @@ def environment(device: str, command: str) -> dict[str, object]:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
