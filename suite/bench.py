@@ -9,6 +9,9 @@
    (load, aggregate with bootstraps, render, export; the target is under 5 s).
 4. The wall time of the paper profile of ``transition/anticipation`` for the 9 gates of Table 5 ×
    5 seeds × 800 epochs through the real runner (fresh results folder, all CPUs).
+5. The cost of running an untrusted gate in its own process: the example submission trained on the
+   default profile of ``transition/anticipation`` in the harness's process and through the proxy
+   (shared-memory tensors, gradients sent back), and their ratio (goal: at most 1.5).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -126,6 +129,53 @@ def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> 
         return time.perf_counter() - started, summary.pages
 
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "submissions" / "selective-memory"
+
+
+def proxy_overhead(repeats: int = 3) -> dict[str, float]:
+    """Seconds per run of the example submission (default profile, one seed), in this process
+    and in a gate process of its own behind the proxy; the best of ``repeats`` each."""
+    from suite.gates.proxy import GateClient
+    from suite.gates.submissions import register_submission
+    from suite.runs.executors import ProcessExecutor
+    from suite.runs.hosts import start_forked
+
+    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("default")
+    family = get_family(spec.family)
+    info = family.task_info(spec)
+    seeds = RunSeeds(spec.master_seed, TASK, 0)
+    entry = register_submission(EXAMPLE)  # our own example: importing it here is safe
+
+    def here() -> float:
+        with seeded_global_rng(seeds.init):
+            gate = entry.build(info)
+        started = time.perf_counter()
+        family.run(spec, gate, RunContext(seeds=seeds))
+        return time.perf_counter() - started
+
+    def proxied() -> float:
+        ref = {"id": entry.id, "submission_dir": str(EXAMPLE)}
+        sock, host = start_forked(ProcessExecutor.context(), ref, None, 1, "bench")
+        client = GateClient(sock)
+        try:
+            gate = client.build(info, None, seeds.init)
+            started = time.perf_counter()
+            family.run(spec, gate, RunContext(seeds=seeds))
+            return time.perf_counter() - started
+        finally:
+            client.close()
+            host.stop()
+
+    in_process = min(here() for _ in range(repeats))
+    through_proxy = min(proxied() for _ in range(repeats))
+    return {
+        "epochs": spec.train.epochs,
+        "in_process_s": in_process,
+        "proxy_s": through_proxy,
+        "ratio": through_proxy / in_process,
+    }
+
+
 def ablation_wall_time(workers: int) -> float:
     tasks = [t for t in load_all_tasks() if t.id == TASK]
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.bench", description=__doc__)
     parser.add_argument("--epochs", type=int, default=100, help="epochs timed per gate")
     parser.add_argument("--skip-sweep", action="store_true", help="skip the 9 × 5 × 800 sweep")
+    parser.add_argument(
+        "--only-proxy", action="store_true", help="measure only the proxy's overhead (item 5)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -156,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         "epoch_ms": epoch_ms,
         "scan_ms": scan_ms,
     }
+    if args.only_proxy:
+        report["proxy_overhead"] = proxy = proxy_overhead()
+        print(json.dumps(proxy, indent=1))
+        return 0
     print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
     for gate_id in TABLE5_GATES:
         vectorised = epoch_cost(gate_id, args.epochs, per_step=False)
@@ -175,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     report["site_render_s"] = {"gates": 20, "tasks": 15, "seeds": 5, "seconds": seconds}
     print(
         f"\nSite for 20 gates × 15 tasks × 5 seeds (1500 records): {pages} pages in {seconds:.2f} s"
+    )
+    proxy = proxy_overhead()
+    report["proxy_overhead"] = proxy
+    print(
+        f"\nExample submission, default profile of {TASK} ({proxy['epochs']} epochs): "
+        f"{proxy['in_process_s']:.2f} s in the harness's process, {proxy['proxy_s']:.2f} s in "
+        f"its own process behind the proxy: {proxy['ratio']:.2f}x"
     )
     if not args.skip_sweep:
         workers = default_workers()

@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
     run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
     run.add_argument("--salt", default="public", help=SALT_HELP)
+    run.add_argument(
+        "--isolate-baselines",
+        action="store_true",
+        help="run baselines in a gate process of their own too, as submissions always are "
+        "(same numbers, to measure or check the proxy)",
+    )
     run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     run.add_argument("--quiet", action="store_true", help="do not print the report table")
     run.add_argument("--site", action="store_true", help="render the results site at the end")
@@ -227,6 +233,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,
         salt=_salt(args.salt),
+        isolate_baselines=args.isolate_baselines,
     )
     baselines = [g for g in all_gates() if g.origin == "baseline"]
     folders = discover(args.submissions)

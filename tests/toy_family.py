@@ -28,6 +28,7 @@ from suite.tasks.family import (
     families,
 )
 from suite.tasks.spec import MetricInfo, StrictModel, TaskSpec
+from suite.tasks.training import make_optimizer
 
 # -- the gate kind ---------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class ToyFamily(TaskFamily[ToySpec]):
         if ctx.artifact is None:
             raise RuntimeError("the toy family needs its prepared projection")
         p = ctx.artifact["projection"]
-        opt = torch.optim.Adam(gate.parameters(), lr=spec.train.lr)
+        opt = make_optimizer(spec.train.lr, [gate])
         for step in range(spec.train.steps):
             x, y = self._batch(spec, ctx.seeds.data, step, p)
             loss = (gate(x).scores[..., 0] - y).pow(2).mean()

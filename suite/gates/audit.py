@@ -18,7 +18,6 @@ the run as rejected. Honest gates' numbers are bit-identical with and without au
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 from suite.contract import Feedback, Gate, Side, State
 from suite.gates.conformance import TOLERANCE, max_diff, scale
 from suite.gates.kinds import GateKind
+from suite.gates.proxy import release, side_twin
 from suite.seeding import derive_seed, generator
 
 # One audited call drawn from each window of forward-call indices: every stretch of a run, short
@@ -91,11 +91,19 @@ class AuditedGate(nn.Module):
 
     def _audit(self, x: Tensor, state: State, side: Side | None) -> None:
         call = self.calls
+        twin = side_twin(self.inner)  # side calls never touch the real gate's state
+        try:
+            self._side_calls(twin, x, state, side, call)
+        finally:
+            release(twin)
+        mode = "train" if self.training else "eval"
+        self.done.append(f"call {call}: batch {x.shape[0]}, length {x.shape[1]}, {mode}: passed")
+
+    def _side_calls(self, twin: Any, x: Tensor, state: State, side: Side | None, call: int) -> None:
         g = generator(derive_seed(self.seed, "audit", call))
         devices = [x.device] if x.is_cuda else []
         rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
-        twin = copy.deepcopy(self.inner)  # side calls never touch the real gate's state
 
         def outputs(inputs: Tensor) -> Tensor:
             torch.set_rng_state(rng)  # every side call draws what the real call will draw
@@ -127,8 +135,6 @@ class AuditedGate(nn.Module):
                 moved = max_diff(outputs(other)[keep], first[keep])
                 if moved > tol:
                     self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
-        mode = "train" if self.training else "eval"
-        self.done.append(f"call {call}: batch {B}, length {T}, {mode}: passed")
 
     @staticmethod
     def _reject(call: int, check: str, size: float, what: str) -> None:

@@ -19,7 +19,9 @@ from torch import Tensor
 
 from suite.contract import Gate, Side, State, TaskInfo, deliver_feedback
 from suite.gates.kinds import GateKind, kinds, side_at
+from suite.gates.proxy import parameter_grads, parameter_state, trainable_count
 from suite.seeding import derive_seed, generator, seeded_global_rng
+from suite.tasks.training import make_optimizer
 
 BATCH = 4
 MIN_LENGTH = 6  # long enough to catch a gate that peeks ahead, even on single-token tasks
@@ -177,13 +179,9 @@ def check_batch_isolation(probe: Probe) -> CheckResult:
 
 def _grads(probe: Probe, outputs: Tensor) -> list[Tensor]:
     """Gradients of a fixed projection of the outputs with respect to the gate's parameters."""
-    params = [p for p in probe.gate.parameters() if p.requires_grad]
-    if not params:
-        return []
     g = generator(derive_seed(probe.seed, "conformance", "projection"))
     weights = torch.randn(outputs.shape, generator=g)
-    grads = torch.autograd.grad((outputs * weights).sum(), params, allow_unused=True)
-    return [torch.zeros_like(p) if d is None else d for p, d in zip(params, grads, strict=True)]
+    return parameter_grads(probe.gate, (outputs * weights).sum())
 
 
 def _largest_diff(a: list[Tensor], b: list[Tensor]) -> tuple[float, float]:
@@ -257,7 +255,7 @@ def check_streaming(probe: Probe) -> CheckResult:
 
 def check_parameter_budget(gate: Gate, task_limit: int | None, declared: int | None) -> CheckResult:
     """Trainable parameters within the task's limit and the manifest's declared budget."""
-    n = sum(p.numel() for p in gate.parameters() if p.requires_grad)
+    n = trainable_count(gate)
     for limit, whose in ((task_limit, "the task allows"), (declared, "the manifest declares")):
         if limit is not None and n > limit:
             return CheckResult(
@@ -280,8 +278,7 @@ def _train_briefly(build: Callable[[], Gate], probe: Probe) -> tuple[Gate, Tenso
     gate.train()
     g = generator(derive_seed(probe.seed, "conformance", "targets"))
     targets = torch.randint(0, max(1, probe.info.n_experts), probe.x.shape[:2], generator=g)
-    params = [p for p in gate.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-2) if params else None
+    optimizer = make_optimizer(1e-2, [gate])
     for step in range(3):
         out = trained.forward(probe.x)
         loss = probe.kind.probe_loss(out, targets)
@@ -303,8 +300,8 @@ def check_determinism(build: Callable[[], Gate], probe: Probe) -> CheckResult:
     """Two builds from one seed, trained for three steps, must be bit-identical."""
     first, out_a = _train_briefly(build, probe)
     second, out_b = _train_briefly(build, probe)
-    state_a, state_b = first.state_dict(), second.state_dict()
-    differing = [k for k in state_a if not torch.equal(state_a[k], state_b[k])]
+    state_a, state_b = parameter_state(first), parameter_state(second)
+    differing = [k for k in state_a if k not in state_b or not torch.equal(state_a[k], state_b[k])]
     if differing or not torch.equal(out_a, out_b):
         what = f"parameters/buffers {differing}" if differing else "outputs"
         return CheckResult(
@@ -323,9 +320,11 @@ def run_conformance(
     seed: int,
     max_params: int | None = None,
     declared_budget: int | None = None,
+    build: Callable[[], Gate] | None = None,
 ) -> ConformanceReport:
-    """Every check, in order, for a gate entry with ``build``; a check that raises fails with the
-    exception's message."""
+    """Every check, in order, for a gate entry (its ``id`` and ``causal``); a check that raises
+    fails with the exception's message. ``build`` makes a fresh gate from ``seed``; by default
+    ``entry.build`` here, for an untrusted gate a proxy to the gate's own process."""
     kind = kinds.get(info.kind)
     length = max(info.seq_len, MIN_LENGTH)
     shape = {"batch": BATCH, "length": length, "d_model": info.d_model, "n_experts": info.n_experts}
@@ -336,9 +335,11 @@ def run_conformance(
             gate=entry.id, kind=kind.name, declared_causal=entry.causal, shape=shape, checks=checks
         )
 
-    def build() -> Gate:
+    def build_here() -> Gate:
         with seeded_global_rng(seed):
             return entry.build(info, overrides)
+
+    build = build or build_here
 
     def attempt(name: str, fn: Callable[[], CheckResult]) -> bool:
         try:

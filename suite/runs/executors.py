@@ -26,7 +26,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
-from suite.runs.jobs import execute, job_readable
+from suite.runs.hosts import HostProcess, start_exec, start_forked
+from suite.runs.jobs import execute, isolated, job_readable
 from suite.runs.sandbox import confine, stop_descendants
 
 KILL_GRACE_S = 5.0  # runs stop themselves at their deadline; the kill is the backstop
@@ -67,23 +68,49 @@ def _explain(exc: BaseException, memory_mb: int | None) -> str:
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 
-def _run_guarded(kind: str, payload: dict[str, Any], memory_mb: int | None) -> tuple[str, Any, str]:
-    """(status, value or reason, detail) for one job in the current process."""
+def needs_host(kind: str, payload: dict[str, Any]) -> bool:
+    """Whether a job talks to its gate in the gate's own process."""
+    return kind in ("run", "conformance") and isolated(payload)
+
+
+GATE_PROCESS = "; the gate in its own process, behind a proxy"
+
+
+def _run_guarded(
+    kind: str, payload: dict[str, Any], memory_mb: int | None, host: Any = None
+) -> tuple[str, Any, str]:
+    """(status, value or reason, detail) for one job in the current process; where the job's
+    gate is untrusted and no gate process was started beside this one, one is started here."""
+    started: HostProcess | None = None
     try:
-        return "ok", execute(kind, payload), ""
+        if host is None and needs_host(kind, payload):
+            host, started = start_exec(payload["gate"], memory_mb, payload.get("threads", 1))
+        value = execute(kind, payload, host)
+        if started is not None and isinstance(value, dict) and kind == "run":
+            value["sandbox"] = "gate confined in its own process" + GATE_PROCESS
+        return "ok", value, ""
     except (Exception, SystemExit) as exc:  # untrusted code: every failure becomes a result
         return "error", _explain(exc, memory_mb), traceback.format_exc()
+    finally:
+        if started is not None:
+            host.close()
+            started.stop()
 
 
 def _child_main(
-    kind: str, payload: dict[str, Any], memory_mb: int | None, scratch: str, conn: Connection
+    kind: str,
+    payload: dict[str, Any],
+    memory_mb: int | None,
+    scratch: str,
+    conn: Connection,
+    host: Any = None,
 ) -> None:
     try:
         sandbox = confine(Path(scratch), memory_mb, job_readable(payload))
-        status, value, detail = _run_guarded(kind, payload, memory_mb)
+        status, value, detail = _run_guarded(kind, payload, memory_mb, host)
         stopped = stop_descendants()
         if status == "ok" and isinstance(value, dict):
-            value["sandbox"] = sandbox
+            value["sandbox"] = sandbox + (GATE_PROCESS if host is not None else "")
             if stopped:
                 value.setdefault("notes", []).append(
                     f"the harness stopped {stopped} process(es) the gate left running"
@@ -116,16 +143,21 @@ class _Running:
     process: Any
     started: float
     scratch: str
+    host: HostProcess | None = None  # the gate's own process, for untrusted gates
 
     def finish(self) -> None:
         self.process.join()
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.host is not None:
+            self.host.stop()
 
     def kill(self) -> None:
-        """Stop the run and everything in its process group (what it started)."""
+        """Stop the run, its gate's process and everything in their process groups."""
         with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.kill()
+        if self.host is not None:
+            self.host.kill()
 
 
 class ProcessExecutor:
@@ -154,17 +186,8 @@ class ProcessExecutor:
             while pending or running:
                 while pending and len(running) < self.workers:
                     job = pending.popleft()
-                    scratch = tempfile.mkdtemp(prefix="gatebench-run-")
-                    recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(
-                        target=_child_main,
-                        args=(job.kind, job.payload, job.memory_mb, scratch, send),
-                        name=f"gatebench: {job.label}",
-                        daemon=True,
-                    )
-                    proc.start()
-                    send.close()
-                    running[recv] = _Running(job, proc, time.monotonic(), scratch)
+                    recv, item = self._start(ctx, job)
+                    running[recv] = item
                 now = time.monotonic()
                 timeout = min(
                     r.started + r.job.time_limit_s + KILL_GRACE_S - now for r in running.values()
@@ -195,6 +218,29 @@ class ProcessExecutor:
                 item.kill()
                 item.finish()
                 conn.close()
+
+    @staticmethod
+    def _start(ctx: Any, job: Job) -> tuple[Connection, _Running]:
+        """The job's process and, for an untrusted gate, the gate's own process beside it."""
+        host_sock, host = None, None
+        if needs_host(job.kind, job.payload):
+            threads = job.payload.get("threads", 1)
+            host_sock, host = start_forked(
+                ctx, job.payload["gate"], job.memory_mb, threads, job.label
+            )
+        scratch = tempfile.mkdtemp(prefix="gatebench-run-")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_child_main,
+            args=(job.kind, job.payload, job.memory_mb, scratch, send, host_sock),
+            name=f"gatebench: {job.label}",
+            daemon=True,
+        )
+        proc.start()
+        send.close()
+        if host_sock is not None:
+            host_sock.close()
+        return recv, _Running(job, proc, time.monotonic(), scratch, host)
 
     @staticmethod
     def _collect(conn: Connection, item: _Running) -> JobResult:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import os
 import resource
+import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -20,6 +22,7 @@ from suite.gates.audit import AuditedGate
 from suite.gates.conformance import run_conformance
 from suite.gates.entries import resolve_ref
 from suite.gates.kinds import kinds
+from suite.gates.proxy import GateClient, trainable_count
 from suite.gates.submissions import execute_inspect
 from suite.runs.artifacts import load_artifact, to_bytes
 from suite.seeding import RunSeeds, seeded_global_rng
@@ -59,11 +62,20 @@ def execute_prepare(payload: dict[str, Any]) -> dict[str, Any]:
     return {"blob": to_bytes(artifact), "wall_time_s": time.monotonic() - started}
 
 
-def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
-    """Train one gate on one seed of one task; raises on any failure (the caller records it)."""
+def isolated(payload: dict[str, Any]) -> bool:
+    """Whether the job's gate runs in a process of its own (every submission; baselines only
+    when asked, e.g. to measure the proxy)."""
+    gate = payload.get("gate") or {}
+    return bool(gate.get("submission_dir") or gate.get("isolate"))
+
+
+def execute_run(payload: dict[str, Any], host: socket.socket | None = None) -> dict[str, Any]:
+    """Train one gate on one seed of one task; raises on any failure (the caller records it).
+
+    With ``host`` (a connection to the gate's own process) the gate is built and run there and
+    this process never imports its code; without, the gate is built here (baselines)."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    entry = resolve_ref(payload["gate"])
     info = family.task_info(spec)
     seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
     device = torch.device(payload.get("device", "cpu"))
@@ -72,14 +84,25 @@ def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
         artifact = load_artifact(payload["artifact"]["path"], payload["artifact"]["hash"])
     started = time.monotonic()
     deadline = started + float(payload.get("time_limit_s", spec.limits.time_s))
-    with seeded_global_rng(seeds.init):
-        gate = entry.build(info, payload["gate"].get("params_override")).to(device)
-    n_params = sum(p.numel() for p in gate.parameters() if p.requires_grad)
+    overrides = payload["gate"].get("params_override")
+    client = GateClient(host, deadline + 5.0) if host is not None else None
+    if client is not None:
+        gate = client.build(info, overrides, seeds.init, device)
+    else:
+        with seeded_global_rng(seeds.init):
+            gate = resolve_ref(payload["gate"]).build(info, overrides).to(device)
+    n_params = trainable_count(gate)
     ctx = RunContext(seeds=seeds, device=device, deadline=deadline, artifact=artifact)
     runner = gate
     if payload.get("audit_seed") is not None:
         runner = AuditedGate(gate, kinds.get(info.kind), int(payload["audit_seed"]))
-    output = family.run(spec, runner, ctx)
+    try:
+        output = family.run(spec, runner, ctx)
+        if client is not None and (stopped := client.finish()):
+            output.notes.append(f"the harness stopped {stopped} process(es) the gate left running")
+    finally:
+        if client is not None:
+            client.close()
     return {
         "audits": runner.done if isinstance(runner, AuditedGate) else [],
         "metrics": output.metrics,
@@ -98,21 +121,41 @@ def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def execute_conformance(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run the conformance checks of one gate on one task's shapes."""
+def execute_conformance(
+    payload: dict[str, Any], host: socket.socket | None = None
+) -> dict[str, Any]:
+    """Run the conformance checks of one gate on one task's shapes (through the gate's own
+    process when ``host`` is given: the checks never run beside submitted code)."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    entry = resolve_ref(payload["gate"])
     info: TaskInfo = family.task_info(spec)
     seed = RunSeeds(spec.master_seed, spec.id, 0).init
-    report = run_conformance(
-        entry,
-        info,
-        payload["gate"].get("params_override"),
-        seed,
-        max_params=spec.limits.max_params,
-        declared_budget=payload["gate"].get("parameter_budget"),
-    )
+    overrides = payload["gate"].get("params_override")
+    build = None
+    client = None
+    if host is not None:
+        client = GateClient(host, time.monotonic() + float(payload.get("time_limit_s", 600)))
+        entry: Any = SimpleNamespace(
+            id=payload["gate"]["id"], causal=bool(payload["gate"].get("causal", True))
+        )
+
+        def build() -> Any:
+            return client.build(info, overrides, seed, "cpu")
+    else:
+        entry = resolve_ref(payload["gate"])
+    try:
+        report = run_conformance(
+            entry,
+            info,
+            overrides,
+            seed,
+            max_params=spec.limits.max_params,
+            declared_budget=payload["gate"].get("parameter_budget"),
+            build=build,
+        )
+    finally:
+        if client is not None:
+            client.close()
     return report.model_dump(mode="json")
 
 
@@ -136,5 +179,10 @@ JOB_FUNCTIONS = {
 }
 
 
-def execute(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+def execute(
+    kind: str, payload: dict[str, Any], host: socket.socket | None = None
+) -> dict[str, Any]:
+    """Run one job; ``host`` connects run and conformance jobs to their gate's own process."""
+    if kind in ("run", "conformance"):
+        return JOB_FUNCTIONS[kind](payload, host)
     return JOB_FUNCTIONS[kind](payload)

@@ -37,6 +37,7 @@ class SweepOptions:
     audits: bool = True  # audit gates on the real run at secret calls (suite.gates.audit)
     salt: str = ""  # "" = the specs' public seeds; a leaderboard's secret salt otherwise
     audit_seed: int | None = None  # None: a fresh secret seed per sweep
+    isolate_baselines: bool = False  # baselines in their own gate process too, as submissions
 
 
 def check_results_folder(results: Path) -> None:

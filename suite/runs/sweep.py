@@ -133,7 +133,11 @@ class Sweep:
     def _payload(self, pair: Pair, run: PlannedRun | None = None) -> dict[str, Any]:
         payload = {
             **job_spec(pair.spec),
-            "gate": pair.gate_payload(),
+            "gate": {
+                **pair.gate_payload(),
+                "causal": pair.gate.causal,
+                "isolate": pair.gate.origin != "baseline" or self.options.isolate_baselines,
+            },
             "seed_index": run.seed_index if run else 0,
             "audit_seed": self.audit_seed if run is not None and self.options.audits else None,
             "salt": self.options.salt,

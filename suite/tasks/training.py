@@ -12,12 +12,37 @@ from torch import Tensor, nn
 from suite.tasks.family import NonFiniteError
 
 
-def make_optimizer(lr: float, modules: Iterable[nn.Module]) -> torch.optim.Optimizer | None:
-    """Adam over every trainable parameter; None when there is nothing to train (hash routing)."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    if not params:
-        return None
-    return torch.optim.Adam(params, lr=lr)
+class JointOptimizer:
+    """Adam here for the family's own modules, and each gate's Adam in the gate's own process."""
+
+    def __init__(self, local: torch.optim.Optimizer | None, remote: list[Any]) -> None:
+        self.local, self.remote = local, remote
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if self.local is not None:
+            self.local.zero_grad(set_to_none=set_to_none)
+        for opt in self.remote:
+            opt.zero_grad()
+
+    def step(self) -> None:
+        if self.local is not None:
+            self.local.step()
+        for opt in self.remote:
+            opt.step()
+
+
+def make_optimizer(lr: float, modules: Iterable[nn.Module]) -> Any:
+    """Adam over every trainable parameter; None when there is nothing to train (hash routing).
+
+    A gate in its own process (``suite.gates.proxy.GateProxy``) is trained there: its optimiser
+    is stepped remotely, in the same order as the local one."""
+    modules = list(modules)
+    remote = [m for mod in modules for m in mod.modules() if hasattr(m, "remote_optimizer")]
+    skip = {id(p) for m in remote for p in m.parameters()}
+    params = [p for m in modules for p in m.parameters() if p.requires_grad and id(p) not in skip]
+    local = torch.optim.Adam(params, lr=lr) if params else None
+    stepped = [opt for opt in (m.remote_optimizer(lr) for m in remote) if opt is not None]
+    return JointOptimizer(local, stepped) if stepped else local
 
 
 def check_finite(loss: Tensor, step: int) -> float:

@@ -1,0 +1,254 @@
+"""A gate's own process: it holds the gate, its optimiser and nothing else.
+
+The harness (``suite.gates.proxy``) sends the inputs a family declares, the gradient of its loss
+with respect to the gate's outputs and the feedback; this process runs the gate's code on them and
+sends outputs back. It never sees data seeds, labels, losses, metrics or records, so a submitted
+gate has nothing to read but its own inputs. It runs confined (``suite.runs.sandbox``): writes only
+in its scratch folder, reads only code and its own submission's folder.
+
+Commands that need an answer get one (``{"ok": ...}`` or ``{"error": ...}``); one-way notices
+(optimiser steps, feedback, task hooks) are answered by nothing, and an error in one is reported
+with the next answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from suite.contract import Gate, TaskInfo, deliver_feedback
+from suite.gates.entries import GateEntry, resolve_ref
+from suite.gates.kinds import kinds
+from suite.gates.wire import Channel, PeerGone, decode, encode
+from suite.seeding import seeded_global_rng
+
+MAX_GRAPHS = 4096  # graphs of calls kept for a backward that may still come
+
+
+def _flat(tree: Any) -> list[Tensor]:
+    found: list[Tensor] = []
+    encode(tree, found)
+    return found
+
+
+class GateHost:
+    """Serves one run's (or one conformance check's) gates over ``channel``."""
+
+    def __init__(self, channel: Channel, ref: dict[str, Any]) -> None:
+        self.channel = channel
+        self.ref = ref
+        self.entry: GateEntry | None = None
+        self.gates: dict[int, Gate] = {}
+        self.forked: set[int] = set()  # twins whose calls leave the RNG as they found it
+        self.optimizers: dict[int, torch.optim.Optimizer] = {}
+        self.graphs: dict[int, tuple[list[Tensor], list[Tensor]]] = {}  # call -> (inputs, outputs)
+        self.calls = 0
+        self.deferred: str | None = None  # an error in a notice, reported with the next answer
+
+    def serve(self) -> None:
+        while True:
+            try:
+                header, tensors = self.channel.recv()
+            except PeerGone:
+                return
+            command = header.get("cmd")
+            if command == "close":
+                return
+            args = decode(header.get("args", {}), tensors)
+            try:
+                result = getattr(self, f"do_{command}")(**args)
+            except Exception as exc:  # the gate's failure is the harness's finding, not ours
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                text = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+                if not header.get("reply"):
+                    self.deferred = self.deferred or f"in {command}: {text}"
+                    continue
+                self._answer({"error": text, "detail": traceback.format_exc()}, [])
+                continue
+            if header.get("reply"):
+                if self.deferred is not None:
+                    self._answer({"error": self.deferred, "detail": ""}, [])
+                    self.deferred = None
+                    continue
+                tensors_out: list[Tensor] = []
+                self._answer({"ok": encode(result, tensors_out)}, tensors_out)
+
+    def _answer(self, header: dict[str, Any], tensors: list[Tensor]) -> None:
+        self.channel.send(header, tensors)
+
+    # -- gates ----------------------------------------------------------------------------------
+
+    def do_build(self, handle: int, info: dict[str, Any], overrides: Any, seed: int, device: str):
+        if self.entry is None:
+            self.entry = resolve_ref(self.ref)
+        task = TaskInfo.from_dict(info)
+        with seeded_global_rng(seed):
+            gate = self.entry.build(task, overrides).to(torch.device(device))
+        self.gates[handle] = gate
+        trainable = sum(p.numel() for p in gate.parameters() if p.requires_grad)
+        return {"trainable": trainable, "causal": bool(gate.causal), "cls": type(gate).__name__}
+
+    def do_clone(self, handle: int, new: int) -> None:
+        """A twin for side calls: its calls never change the real gate or its RNG draws."""
+        self.gates[new] = copy.deepcopy(self.gates[handle])
+        self.forked.add(new)
+
+    def do_drop(self, handle: int) -> None:
+        self.gates.pop(handle, None)
+        self.optimizers.pop(handle, None)
+        self.forked.discard(handle)
+
+    def do_call(
+        self, handle: int, method: str, args: list[Any], needs: list[bool], grad: bool, train: bool
+    ) -> dict[str, Any]:
+        gate = self.gates[handle]
+        gate.train(train)
+        kind = kinds.get(gate.info.kind)
+        inputs = _flat(args)
+        wanted = [t for t, need in zip(inputs, needs, strict=False) if need]
+        for t in wanted:
+            t.requires_grad_(True)
+        x, state, side = args
+        device = next((p.device for p in gate.parameters()), torch.device("cpu"))
+        x, state, side = _to(x, device), _to(state, device), _to(side, device)
+        fork = torch.random.fork_rng(devices=[]) if handle in self.forked else _nothing()
+        with fork, torch.set_grad_enabled(grad):
+            if method == "forward":
+                out = kind.forward(gate, x, state, side)
+            elif method == "step":
+                out = kind.step(gate, x, state, side)
+            else:
+                raise ValueError(f"unknown gate method {method}")
+        outputs = _flat(out)
+        call = None
+        if grad and any(o.requires_grad for o in outputs):
+            self.calls += 1
+            call = self.calls
+            self.graphs[call] = (wanted, outputs)
+            while len(self.graphs) > MAX_GRAPHS:  # never backpropagated: let the oldest go
+                self.graphs.pop(next(iter(self.graphs)))
+        return {"out": _detached(out), "call": call, "diff": [o.requires_grad for o in outputs]}
+
+    def do_initial_state(self, handle: int, batch: int) -> Any:
+        return _detached(self.gates[handle].initial_state(batch))
+
+    def do_backward(self, call: int, grads: list[Tensor | None]) -> list[Tensor | None]:
+        """``outputs.backward(grads)`` for one call; the gradients of its inputs that need one."""
+        if call not in self.graphs:
+            raise RuntimeError(
+                f"backward through gate call {call} came after an optimiser step or more than "
+                f"{MAX_GRAPHS} later calls; backpropagate each call's outputs before stepping"
+            )
+        inputs, outputs = self.graphs.pop(call)
+        pairs = [
+            (o, g.to(o.device, o.dtype))
+            for o, g in zip(outputs, grads, strict=False)
+            if g is not None and o.requires_grad
+        ]
+        if pairs:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        return [None if t.grad is None else t.grad.detach() for t in inputs]
+
+    def do_optimizer(self, handle: int, lr: float) -> None:
+        params = [p for p in self.gates[handle].parameters() if p.requires_grad]
+        if params:
+            self.optimizers[handle] = torch.optim.Adam(params, lr=lr)
+
+    def do_zero_grad(self, handle: int) -> None:
+        for p in self.gates[handle].parameters():
+            p.grad = None
+
+    def do_step(self, handle: int) -> None:
+        if handle in self.optimizers:
+            self.optimizers[handle].step()
+        self.graphs.clear()  # graphs of calls never backpropagated are stale after a step
+
+    def do_observe(self, handle: int, feedback: Any) -> None:
+        deliver_feedback(self.gates[handle], feedback)
+
+    def do_begin_task(self, handle: int, index: int) -> None:
+        self.gates[handle].begin_task(index)
+
+    def do_end_task(self, handle: int, index: int) -> None:
+        self.gates[handle].end_task(index)
+
+    def do_diagnostics(self, handle: int) -> dict[str, Tensor]:
+        return {str(k): v.detach() for k, v in self.gates[handle].diagnostics().items()}
+
+    def do_state_dict(self, handle: int) -> dict[str, Tensor]:
+        return {k: v.detach() for k, v in self.gates[handle].state_dict().items()}
+
+    def do_grads(self, handle: int) -> list[Tensor]:
+        """The parameters' accumulated gradients (zeros where none), then cleared."""
+        params = [p for p in self.gates[handle].parameters() if p.requires_grad]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+        for p in params:
+            p.grad = None
+        return grads
+
+    def do_ping(self) -> None:
+        return None
+
+    def do_finish(self) -> int:
+        """Stop what the gate left running; how many processes that was."""
+        from suite.runs.sandbox import stop_descendants
+
+        return stop_descendants()
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _to(tree: Any, device: torch.device) -> Any:
+    if device.type == "cpu":
+        return tree
+    return decode(encode(tree, found := []), [t.to(device) for t in found])
+
+
+def _detached(tree: Any) -> Any:
+    found: list[Tensor] = []
+    node = encode(tree, found)
+    return decode(node, [t.detach() for t in found])
+
+
+def host_main(
+    sock: socket.socket, ref: dict[str, Any], scratch: str, memory_mb: int | None, threads: int
+) -> None:
+    """The gate process's entry point: confine, then serve until the harness closes."""
+    from suite.runs.jobs import job_readable, pin_threads
+    from suite.runs.sandbox import confine, stop_descendants
+
+    confine(Path(scratch), memory_mb, job_readable({"gate": ref}))
+    pin_threads(threads)
+    channel = Channel(sock)
+    try:
+        GateHost(channel, ref).serve()
+    finally:
+        stop_descendants()
+        channel.close()
+
+
+def main(argv: list[str]) -> None:
+    """``python -m suite.gates.host FD SCRATCH MEMORY_MB THREADS REF_JSON`` (the launcher used
+    where a forkserver is not at hand, e.g. inside a Dask worker)."""
+    import json
+
+    fd, scratch, memory, threads, ref = argv
+    sock = socket.socket(fileno=int(fd))
+    host_main(sock, json.loads(ref), scratch, int(memory) or None, int(threads))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
