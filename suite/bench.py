@@ -146,33 +146,36 @@ def proxy_overhead(repeats: int = 3) -> dict[str, float]:
     seeds = RunSeeds(spec.master_seed, TASK, 0)
     entry = register_submission(EXAMPLE)  # our own example: importing it here is safe
 
-    def here() -> float:
+    def here() -> tuple[float, dict]:
         with seeded_global_rng(seeds.init):
             gate = entry.build(info)
         started = time.perf_counter()
-        family.run(spec, gate, RunContext(seeds=seeds))
-        return time.perf_counter() - started
+        metrics = family.run(spec, gate, RunContext(seeds=seeds)).metrics
+        return time.perf_counter() - started, metrics
 
-    def proxied() -> float:
+    def proxied() -> tuple[float, dict]:
         ref = {"id": entry.id, "submission_dir": str(EXAMPLE)}
         sock, host = start_forked(ProcessExecutor.context(), ref, None, 1, "bench")
         client = GateClient(sock)
         try:
             gate = client.build(info, None, seeds.init)
             started = time.perf_counter()
-            family.run(spec, gate, RunContext(seeds=seeds))
-            return time.perf_counter() - started
+            metrics = family.run(spec, gate, RunContext(seeds=seeds)).metrics
+            return time.perf_counter() - started, metrics
         finally:
             client.close()
             host.stop()
 
-    in_process = min(here() for _ in range(repeats))
-    through_proxy = min(proxied() for _ in range(repeats))
+    local = [here() for _ in range(repeats)]
+    remote = [proxied() for _ in range(repeats)]
+    in_process = min(seconds for seconds, _ in local)
+    through_proxy = min(seconds for seconds, _ in remote)
     return {
         "epochs": spec.train.epochs,
         "in_process_s": in_process,
         "proxy_s": through_proxy,
         "ratio": through_proxy / in_process,
+        "same_metrics": all(m == local[0][1] for _, m in local + remote),
     }
 
 
@@ -238,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nExample submission, default profile of {TASK} ({proxy['epochs']} epochs): "
         f"{proxy['in_process_s']:.2f} s in the harness's process, {proxy['proxy_s']:.2f} s in "
-        f"its own process behind the proxy: {proxy['ratio']:.2f}x"
+        f"its own process behind the proxy: {proxy['ratio']:.2f}x (metrics identical: "
+        f"{proxy['same_metrics']})"
     )
     if not args.skip_sweep:
         workers = default_workers()

@@ -95,3 +95,23 @@ def test_a_fresh_interpreter_hosts_the_gate_where_no_forkserver_is_at_hand(sweep
     assert a.status == b.status == "ok", (a.reason, b.reason)
     assert "own process" in b.provenance.sandbox
     assert a.metrics == b.metrics
+
+
+def test_honest_submissions_are_ranked_with_the_numbers_they_get_in_the_harness(tasks, tmp_path):
+    from suite.gates.entries import gates
+    from suite.gates.submissions import register_submission
+
+    example = HOSTILE.parents[2] / "submissions" / "selective-memory"
+    folders = [example, HOSTILE / "honest-gru"]
+    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=1)
+    loaded = load_submissions(folders, [tasks[ANT]], options)
+    assert loaded.errors == []
+    summary = Sweep(options, log=lambda m: None).run([tasks[ANT]], loaded.entries)
+    assert (summary.ok, summary.rejected, summary.failed) == (2, 0, 0), summary.failures
+    for record in iter_records(tmp_path):
+        assert "own process" in record.provenance.sandbox and record.audits
+        register_submission(next(f for f in folders if f.name == record.gate.id))  # trusted here
+        try:
+            assert _run_here(tasks[ANT], record.gate.id).metrics == record.metrics
+        finally:
+            gates.remove(record.gate.id)

@@ -87,7 +87,7 @@ def _run_guarded(
             host, started = start_exec(payload["gate"], memory_mb, payload.get("threads", 1))
         value = execute(kind, payload, host)
         if started is not None and isinstance(value, dict) and kind == "run":
-            value["sandbox"] = "gate confined in its own process" + GATE_PROCESS
+            value["sandbox"] = "the harness unconfined (inline or Dask)" + GATE_PROCESS
         return "ok", value, ""
     except (Exception, SystemExit) as exc:  # untrusted code: every failure becomes a result
         return "error", _explain(exc, memory_mb), traceback.format_exc()

@@ -63,8 +63,8 @@ def execute_prepare(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def isolated(payload: dict[str, Any]) -> bool:
-    """Whether the job's gate runs in a process of its own (every submission; baselines only
-    when asked, e.g. to measure the proxy)."""
+    """Whether the job's gate runs in a process of its own: every gate that is not a baseline
+    (submissions, the tests' hostile gates); baselines only when asked (--isolate-baselines)."""
     gate = payload.get("gate") or {}
     return bool(gate.get("submission_dir") or gate.get("isolate"))
 
