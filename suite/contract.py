@@ -140,6 +140,10 @@ class Gate(nn.Module):
     causal: ClassVar[bool] = True
     """False only for labelled ceilings (e.g. the oracle that reads x[t+1]); never ranked."""
 
+    ceiling: ClassVar[bool] = False
+    """True for a causal labelled ceiling: a baseline that knows the task's generator (the
+    Bayes-optimal filter); it is built with the family's ``ceiling_info``, shown, never ranked."""
+
     kind: ClassVar[str] = ""
     """The gate kind ("router", "updater", ...); set by each kind's base class."""
 

@@ -47,8 +47,13 @@ def test_robustness_is_the_share_of_the_base_gain_that_the_variant_keeps():
             rec = rec.model_copy(update={"task": task, "metrics": metrics})
         out.append(rec)
     result = aggregate(out).task(variant)
-    (row,) = result.robustness
-    assert row.retained == pytest.approx(0.5)
+    rows = {r.gate: r for r in result.robustness}
+    assert set(rows) == {
+        "affinity",
+        "gate-00",
+    }  # every gate's score ratio; gains past the reference
+    assert rows["gate-00"].retained == pytest.approx(0.5)
+    assert rows["affinity"].retained is None and rows["affinity"].score_ratio is not None
     assert aggregate(out).task(base).robustness == []
 
 

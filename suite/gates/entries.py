@@ -35,6 +35,8 @@ class GateLike(Protocol):
     @property
     def causal(self) -> bool: ...
     @property
+    def ceiling(self) -> bool: ...
+    @property
     def origin(self) -> str: ...
     @property
     def description(self) -> str: ...
@@ -77,6 +79,10 @@ class GateEntry:
     @property
     def causal(self) -> bool:
         return bool(self.cls.causal)
+
+    @property
+    def ceiling(self) -> bool:
+        return bool(self.cls.ceiling)
 
     def resolved_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Registered hyper-parameters with a task's overrides applied; unknown names are errors."""

@@ -249,6 +249,7 @@ class SubmissionEntry:
     support: Mapping[TaskInfo, tuple[bool, str]] = field(default_factory=dict)
     origin: str = "submission"
     equation: str = ""
+    ceiling: bool = False  # only GateBench's own baselines may know a task's generator
 
     @property
     def kind(self) -> str:

@@ -15,7 +15,15 @@ from typing import Any
 
 from suite.results.arrays import ArrayCell, stack
 from suite.results.claims import ClaimVerdict, judge
-from suite.results.stats import Summary, interaction, paired_delta, shared_ranks, summarize
+from suite.results.stats import (
+    Ratio,
+    Summary,
+    interaction,
+    paired_delta,
+    paired_ratio,
+    shared_ranks,
+    summarize,
+)
 from suite.runs.records import GateRef, RunRecord, TaskRef
 
 
@@ -80,6 +88,8 @@ class RobustnessRow:
     base_gain: Summary | None
     variant_gain: Summary | None
     retained: float | None  # variant gain / base gain; None without a base gain to keep
+    score_ratio: Ratio | None = None  # variant score / base score, paired over seeds
+    status: str = "ok"  # the gate's status on the variant (ok, ceiling, ...)
 
 
 MIN_GAIN = 0.01  # below this the base task shows no gain whose survival could be measured
@@ -142,7 +152,7 @@ def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
         status = "rejected"  # broke the contract on some seed: none of its seeds is ranked
     elif not ok:
         status = "failed"
-    elif not newest.gate.causal:  # passed its checks without the causality one: a ceiling
+    elif not newest.gate.causal or newest.gate.ceiling:  # non-causal, or knows the generator
         status = "ceiling"
     elif len(ok) < len(gate_records):
         status = "partial"
@@ -296,14 +306,19 @@ def _robustness(base: TaskResult, variant: TaskResult) -> list[RobustnessRow]:
     rows = []
     for gate_id, vres in variant.gates.items():
         bres = base.gates.get(gate_id)
-        if bres is None or not (vres.ranked and bres.ranked) or gate_id == base.task.reference_gate:
+        if bres is None or metric not in bres.cells or metric not in vres.cells:
             continue
-        b = bres.cells[metric].delta if metric in bres.cells else None
-        v = vres.cells[metric].delta if metric in vres.cells else None
-        retained = (
-            v.mean / b.mean if b is not None and v is not None and abs(b.mean) >= MIN_GAIN else None
+        ratio = paired_ratio(
+            vres.cells[metric].values,
+            bres.cells[metric].values,
+            f"{variant.task.id}/{base.task.id}/{gate_id}",
         )
-        rows.append(RobustnessRow(gate_id, b, v, retained))
+        b = v = retained = None
+        if vres.ranked and bres.ranked and gate_id != base.task.reference_gate:
+            b, v = bres.cells[metric].delta, vres.cells[metric].delta
+            if b is not None and v is not None and abs(b.mean) >= MIN_GAIN:
+                retained = v.mean / b.mean
+        rows.append(RobustnessRow(gate_id, b, v, retained, ratio, vres.status))
     rows.sort(key=lambda r: -(r.base_gain.mean if r.base_gain else float("-inf")))
     return rows
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from suite.results.aggregate import Aggregate, TaskResult
-from suite.results.stats import shared_ranks, stratified_bootstrap_iqm
+from suite.results.stats import Ratio, shared_ranks, stratified_bootstrap_iqm
 from suite.runs.records import GateRef
 from suite.seeding import derive_seed
 
@@ -72,18 +72,46 @@ def task_scale(tres: TaskResult) -> TaskScale | None:
 
 
 @dataclass
+class VariantColumn:
+    """A leaderboard column: each gate's primary-metric score on a held-out variant divided by
+    its score on the base task, paired over seeds (a gate that wins by counting positions keeps
+    little of it)."""
+
+    variant: str
+    base: str
+    metric: str
+    ratios: dict[str, Ratio]
+
+
+@dataclass
 class Leaderboard:
     family: str
     rows: list[LeaderboardRow]
     scales: list[TaskScale]
+    variants: list[VariantColumn] = field(default_factory=list)
+
+
+def variant_columns(tasks: list[TaskResult]) -> list[VariantColumn]:
+    return [
+        VariantColumn(
+            t.task.id,
+            t.task.variant_of or "",
+            t.task.primary_metric,
+            {r.gate: r.score_ratio for r in t.robustness if r.score_ratio is not None},
+        )
+        for t in tasks
+        if t.robustness
+    ]
 
 
 def leaderboards(agg: Aggregate) -> list[Leaderboard]:
     """One leaderboard per family with results, in family-name order."""
     families = sorted({t.task.family for t in agg.tasks})
-    return [
-        Leaderboard(f, *leaderboard([t for t in agg.tasks if t.task.family == f])) for f in families
-    ]
+    boards = []
+    for f in families:
+        tasks = [t for t in agg.tasks if t.task.family == f]
+        boards.append(Leaderboard(f, *leaderboard(tasks), variant_columns(tasks)))
+    return boards
 
 
 def leaderboard(tasks: list[TaskResult]) -> tuple[list[LeaderboardRow], list[TaskScale]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from suite.results.aggregate import Aggregate, Cell, TaskResult
-from suite.results.stats import Summary
+from suite.results.stats import Ratio, Summary
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -106,16 +106,24 @@ def task_table(tres: TaskResult) -> list[str]:
     if tres.robustness:
         out.append(
             f"robustness against {tres.task.variant_of} (gain over {task.reference_gate} on "
-            f"{primary}, base → variant, share kept):"
+            f"{primary}, base → variant, share of the gain kept; score here ÷ score there):"
         )
         for r in tres.robustness:
-            kept = f"{r.retained:.0%}" if r.retained is not None else "no base gain"
+            kept = f"{r.retained:.0%}" if r.retained is not None else "—"
             base = f"{r.base_gain.mean:+.3f}" if r.base_gain else "—"
             var = f"{r.variant_gain.mean:+.3f}" if r.variant_gain else "—"
-            out.append(f"  {r.gate:<20} {base} → {var}   {kept}")
+            out.append(f"  {r.gate:<20} {base} → {var}   {kept:>5}   {fmt_ratio(r.score_ratio)}")
     if tres.stale_records:
         out.append(f"({tres.stale_records} records of other spec versions were left out)")
     return out
+
+
+def fmt_ratio(ratio: Ratio | None) -> str:
+    if ratio is None:
+        return "—"
+    if ratio.low is None:
+        return f"{ratio.value:.2f}"
+    return f"{ratio.value:.2f} [{ratio.low:.2f}, {ratio.high:.2f}]"
 
 
 def render_text(agg: Aggregate) -> str:

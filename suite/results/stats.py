@@ -102,6 +102,53 @@ def summarize(values: Sequence[float], label: str = "", level: float = LEVEL) ->
     return Summary(n, mean, sd, mean - half, mean + half, boot[0], boot[1])
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """mean(numerator) / mean(denominator) over paired seeds, with a paired percentile-bootstrap
+    interval (seeds resampled jointly; None with fewer than two seeds)."""
+
+    value: float
+    low: float | None
+    high: float | None
+    n: int
+
+
+def paired_ratio(
+    numerator: Mapping[int, float], denominator: Mapping[int, float], label: str = ""
+) -> Ratio | None:
+    """How much of a score on one task a gate keeps on another, seed by seed (same seed index =
+    same initialisation); None without common seeds or with a zero denominator."""
+    common = sorted(set(numerator) & set(denominator))
+    num = np.array([numerator[s] for s in common], dtype=np.float64)
+    den = np.array([denominator[s] for s in common], dtype=np.float64)
+    if not common or abs(den.mean()) < 1e-12:
+        return None
+    value = float(num.mean() / den.mean())
+    if len(common) < 2 or (np.all(num == num[0]) and np.all(den == den[0])):
+        return Ratio(value, None, None, len(common)) if len(common) < 2 else (
+            Ratio(value, value, value, len(common))
+        )
+
+    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        bottom = b.mean(axis=axis)
+        return a.mean(axis=axis) / np.where(np.abs(bottom) < 1e-12, np.nan, bottom)
+
+    res = stats.bootstrap(
+        (num, den),
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=LEVEL,
+        method="percentile",
+        rng=np.random.default_rng(derive_seed("ratio", label, len(common))),
+    )
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return Ratio(value, None, None, len(common))
+    return Ratio(value, low, high, len(common))
+
+
 def paired_delta(
     values: Mapping[int, float], reference: Mapping[int, float], label: str = ""
 ) -> Summary | None:

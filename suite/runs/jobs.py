@@ -48,6 +48,13 @@ def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
     return family.spec_model.model_validate(payload["spec"]), family
 
 
+def _info(family: TaskFamily[Any], spec: TaskSpec, payload: dict[str, Any]) -> TaskInfo:
+    """The gate's ``TaskInfo``: with the generator's settings only for a trusted ceiling."""
+    gate = payload["gate"]
+    origin = "untrusted" if isolated(payload) else "baseline"
+    return family.info_for(spec, SimpleNamespace(origin=origin, ceiling=gate.get("ceiling")))
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -76,7 +83,7 @@ def execute_run(payload: dict[str, Any], host: socket.socket | None = None) -> d
     this process never imports its code; without, the gate is built here (baselines)."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    info = family.task_info(spec)
+    info = _info(family, spec, payload)
     seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
     device = torch.device(payload.get("device", "cpu"))
     artifact = None
@@ -128,7 +135,7 @@ def execute_conformance(
     process when ``host`` is given: the checks never run beside submitted code)."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    info: TaskInfo = family.task_info(spec)
+    info: TaskInfo = _info(family, spec, payload)
     seed = RunSeeds(spec.master_seed, spec.id, 0).init
     overrides = payload["gate"].get("params_override")
     build = None

@@ -124,6 +124,7 @@ class Pair:
             url=g.url,
             equation=g.equation,
             causal=g.causal,
+            ceiling=g.ceiling,
             params=self.params,
             authors=list(g.authors),
             source_hash=self.source_hash,
@@ -190,10 +191,10 @@ def make_plan(
         spec = base.for_profile(profile)
         paper_hash = base.for_profile("paper").spec_hash()
         family = get_family(spec.family)
-        info = family.task_info(spec)
         for gate in gates:
             if gate.kind != family.gate_kind:
                 continue  # a gate runs only in families of its kind
+            info = family.info_for(spec, gate)
             overrides = dict(spec.gate_params.get(gate.id, {}))
             params = gate.resolved_params(overrides)
             ok, reason = gate.supports(info, overrides)

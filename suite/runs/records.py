@@ -65,6 +65,7 @@ class GateRef(_Model):
     url: str = ""
     equation: str = ""
     causal: bool
+    ceiling: bool = False  # causal, but knows the generator: a labelled ceiling, never ranked
     params: dict[str, Any] = Field(default_factory=dict)
     authors: list[str] = Field(default_factory=list)
     source_hash: str

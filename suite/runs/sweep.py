@@ -136,6 +136,7 @@ class Sweep:
             "gate": {
                 **pair.gate_payload(),
                 "causal": pair.gate.causal,
+                "ceiling": pair.gate.ceiling,
                 "isolate": pair.gate.origin != "baseline" or self.options.isolate_baselines,
             },
             "seed_index": run.seed_index if run else 0,

@@ -111,6 +111,21 @@ class TaskFamily(ABC, Generic[SpecT]):
     def task_info(self, spec: SpecT) -> TaskInfo:
         """Shapes, kind and extras a gate is built for."""
 
+    def ceiling_info(self, spec: SpecT) -> TaskInfo:
+        """What a labelled ceiling that knows the generator is built for (``Gate.ceiling``):
+        ``task_info`` plus the family's public generator settings. Default: nothing more."""
+        return self.task_info(spec)
+
+    def info_for(self, spec: SpecT, gate: Any) -> TaskInfo:
+        """The ``TaskInfo`` a gate is built with: the generator's settings only for GateBench's
+        own ceilings, never for a submission."""
+        trusted = getattr(gate, "origin", "baseline") == "baseline"
+        return (
+            self.ceiling_info(spec)
+            if trusted and getattr(gate, "ceiling", False)
+            else (self.task_info(spec))
+        )
+
     @abstractmethod
     def run(self, spec: SpecT, gate: Any, ctx: RunContext) -> RunOutput:
         """Train and evaluate ``gate`` on one seed of ``spec``."""

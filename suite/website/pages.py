@@ -103,6 +103,7 @@ def index_page(site: Renderer, boards: list[Leaderboard]) -> None:
                 "description": _family_description(name),
                 "rows": board.rows if board else [],
                 "scales": board.scales if board else [],
+                "variants": board.variants if board else [],
                 "plot": plot,
                 "tasks": [_task_row(t, scales.get(t.task.id)) for t in tasks],
                 "unranked": _unranked(tasks),
@@ -161,6 +162,7 @@ def task_page(site: Renderer, tres: TaskResult, scale: TaskScale | None) -> None
         arrays=arrays,
         ablation=ablation_view(tres) if tres.ablation else None,
         claims=[c for c in site.claims if c["task"] == task.id],
+        findings=[f for f in site.findings if task.id in f.tasks],
         scale=scale,
         command=site.command(task.id),
     )
@@ -199,6 +201,10 @@ def gate_pages(site: Renderer) -> None:
 def ablations_page(site: Renderer) -> None:
     ablations = [ablation_view(t) for t in site.agg.tasks if t.ablation]
     site.render("ablations.html", "ablations.html", ablations=ablations)
+
+
+def findings_page(site: Renderer) -> None:
+    site.render("findings.html", "findings.html", findings=site.findings)
 
 
 def claims_page(site: Renderer) -> None:

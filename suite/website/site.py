@@ -26,6 +26,7 @@ import suite
 from suite.errors import GateBenchError
 from suite.identity import slug
 from suite.results.aggregate import Aggregate
+from suite.results.findings import judge_findings
 from suite.results.leaderboard import leaderboards
 from suite.results.loading import load_results
 from suite.results.report import fmt
@@ -97,6 +98,7 @@ class Renderer:
         self.env.globals.update(task_page=self.task_page, gate_page=self.gate_page)
         self.profiles = sorted({t.profile for t in agg.tasks}) or ["(none)"]
         self.claims = claim_rows(agg)
+        self.findings = judge_findings(agg)
         self.generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.count = 0
 
@@ -181,6 +183,7 @@ def render_site(
     pages.gate_pages(site)
     pages.ablations_page(site)
     pages.claims_page(site)
+    pages.findings_page(site)
     pages.provenance_page(site)
     pages.downloads_page(site, write_downloads(out / "downloads", agg, records))
     return SiteSummary(out, site.count, time.perf_counter() - started)

@@ -8,6 +8,7 @@ module with the same three functions; the family dispatches on the kind.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +33,11 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
 
     def task_info(self, spec: TransitionSpec) -> TaskInfo:
         return BY_DATA_KIND[spec.data.kind].task_info(spec)
+
+    def ceiling_info(self, spec: TransitionSpec) -> TaskInfo:
+        info = self.task_info(spec)
+        generator = spec.data.model_dump(mode="json")
+        return replace(info, extras={**info.extras, "generator": generator})
 
     def run(self, spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
         return BY_DATA_KIND[spec.data.kind].run(spec, gate, ctx)

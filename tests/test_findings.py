@@ -1,0 +1,81 @@
+"""GateBench's own findings: declared as data, judged from records with the claims' statistics,
+and the score a gate keeps on a held-out variant, with a paired bootstrap interval."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.errors import SpecError
+from suite.results.aggregate import aggregate
+from suite.results.findings import Finding, judge_findings, load_findings
+from suite.results.leaderboard import leaderboards
+from suite.results.stats import paired_ratio
+from tests.synthetic import synthetic_records
+
+
+def test_a_paired_ratio_against_known_values():
+    exact = paired_ratio({0: 2.0, 1: 4.0, 2: 6.0}, {0: 1.0, 1: 2.0, 2: 3.0})
+    assert (exact.value, exact.low, exact.high, exact.n) == (2.0, 2.0, 2.0, 3)
+    noisy = paired_ratio({0: 0.5, 1: 0.7, 2: 0.6, 3: 0.4}, {0: 1.0, 1: 1.0, 2: 0.9, 3: 1.1})
+    assert noisy.value == pytest.approx(2.2 / 4.0)
+    assert noisy.low < noisy.value < noisy.high
+    assert paired_ratio({0: 1.0}, {0: 0.0}) is None  # nothing to divide by
+    assert paired_ratio({0: 1.0}, {1: 1.0}) is None  # no common seed
+
+
+def _records_with_a_variant():
+    records = synthetic_records(n_gates=3, n_tasks=2, n_seeds=4)
+    variant = "synthetic/task-01"
+    for rec in records:
+        if rec.task.id == variant:
+            rec.task = rec.task.model_copy(update={"variant_of": "synthetic/task-00"})
+    return aggregate(records), variant
+
+
+def test_findings_are_judged_from_the_results():
+    agg, variant = _records_with_a_variant()
+    declared = {
+        "transition": [
+            Finding(id="better", statement="01 beats 00", kind="matches-or-beats",
+                    gate="gate-01", versus="gate-00"),
+            Finding(id="worse", statement="00 beats 01", kind="matches-or-beats",
+                    gate="gate-00", versus="gate-01"),
+            Finding(id="keeps-little", statement="01 keeps half", kind="keeps-at-most",
+                    gate="gate-01", variant=variant, at_most=0.5),
+            Finding(id="keeps-all", statement="01 keeps at most 1.5x", kind="keeps-at-most",
+                    gate="gate-01", variant=variant, at_most=1.5),
+            Finding(id="nobody", statement="x", kind="matches-or-beats", gate="nope",
+                    versus="gate-00"),
+        ]
+    }  # fmt: skip
+    verdicts = {v.finding.id: v for v in judge_findings(agg, declared)}
+    assert verdicts["better"].verdict == "holds" and len(verdicts["better"].evidence) == 2
+    assert verdicts["worse"].verdict == "fails"
+    assert verdicts["keeps-little"].verdict == "fails"
+    assert verdicts["keeps-all"].verdict == "holds"
+    assert verdicts["nobody"].verdict == "missing"
+
+
+def test_the_leaderboard_shows_the_score_kept_on_each_variant():
+    agg, variant = _records_with_a_variant()
+    (board,) = leaderboards(agg)
+    (column,) = board.variants
+    assert (column.variant, column.base, column.metric) == (variant, "synthetic/task-00", "acc")
+    kept = column.ratios["gate-01"]
+    assert kept.low <= kept.value <= kept.high and 0.8 < kept.value < 1.2
+
+
+def test_a_malformed_findings_file_names_the_file_the_entry_and_the_field(tmp_path):
+    path = tmp_path / "findings.yaml"
+    path.write_text("- id: x\n  statement: s\n  kind: keeps-at-most\n  gate: g\n")
+    with pytest.raises(SpecError, match=r"findings.yaml: finding 1: .*needs variant, at_most"):
+        load_findings(path)
+    path.write_text("- id: x\n  statement: s\n  kind: sometimes\n  gate: g\n")
+    with pytest.raises(SpecError, match=r"finding 1: .*kind"):
+        load_findings(path)
+
+
+def test_the_shipped_findings_load():
+    from suite.results.findings import family_findings
+
+    assert len(family_findings()["transition"]) >= 2
