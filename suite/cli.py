@@ -78,8 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path, default=Path("results"))
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--force", action="store_true", help="recompute runs that are cached")
-    run.add_argument("--executor", choices=["process", "inline", "dask"], default="process")
-    run.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+    run.add_argument(
+        "--executor",
+        choices=["process", "inline", "dask"],
+        help="where runs go (default: process; dask when a scheduler is given)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=os.environ.get("GATEBENCH_SCHEDULER") or None,
+        help="Dask scheduler address, e.g. tcp://127.0.0.1:8786 (default: $GATEBENCH_SCHEDULER; "
+        "with neither, --executor dask starts a LocalCluster)",
+    )
     run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
     run.add_argument("--salt", default="public", help=SALT_HELP)
     run.add_argument(
@@ -210,6 +219,11 @@ def _print_report(
         print(render_text(agg))
 
 
+def _executor(args: argparse.Namespace) -> str:
+    """The executor asked for; a scheduler address (flag or GATEBENCH_SCHEDULER) means Dask."""
+    return args.executor or ("dask" if args.scheduler else "process")
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from suite.gates.entries import all_gates, get_gate
     from suite.gates.submissions import discover, manifest_name
@@ -228,7 +242,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         results=args.results,
         device=args.device,
         force=args.force,
-        executor=args.executor,
+        executor=_executor(args),
         scheduler=args.scheduler,
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,

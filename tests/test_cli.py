@@ -100,3 +100,13 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path):
 def test_report_without_results_says_what_to_do(tmp_path):
     proc = gatebench("report", "--results", str(tmp_path / "none"))
     assert "No results yet" in proc.stdout
+
+
+def test_a_scheduler_address_selects_the_dask_executor(monkeypatch):
+    from suite.cli import _executor, _parser
+
+    assert _executor(_parser().parse_args(["run"])) == "process"
+    monkeypatch.setenv("GATEBENCH_SCHEDULER", "tcp://127.0.0.1:8786")
+    args = _parser().parse_args(["run"])
+    assert (args.scheduler, _executor(args)) == ("tcp://127.0.0.1:8786", "dask")
+    assert _executor(_parser().parse_args(["run", "--executor", "inline"])) == "inline"

@@ -4,7 +4,8 @@ an IQM over unrelated task sets would not be comparable.
 
 Per task and seed, a gate's score on the primary metric is normalised so that 0 is the task's
 reference gate (the stateless affinity gate) and 1 the task's ceiling gate where one exists (the
-oracle), else the metric's ideal value (accuracy 1, loss 0). Seeds are paired: the same seed's
+Bayes-optimal causal router, which knows the generator), else the metric's ideal value (accuracy
+1, loss 0). Seeds are paired: the same seed's
 reference and ceiling runs set that seed's scale.
 """
 
