@@ -17,6 +17,7 @@ import copy
 import socket
 import sys
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ class GateHost:
         x, state, side = args
         device = next((p.device for p in gate.parameters()), torch.device("cpu"))
         x, state, side = _to(x, device), _to(state, device), _to(side, device)
-        fork = torch.random.fork_rng(devices=[]) if handle in self.forked else _nothing()
+        fork = torch.random.fork_rng(devices=[]) if handle in self.forked else nullcontext()
         with fork, torch.set_grad_enabled(grad):
             if method == "forward":
                 out = kind.forward(gate, x, state, side)
@@ -203,18 +204,12 @@ class GateHost:
         return stop_descendants()
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def _to(tree: Any, device: torch.device) -> Any:
     if device.type == "cpu":
         return tree
-    return decode(encode(tree, found := []), [t.to(device) for t in found])
+    found: list[Tensor] = []
+    node = encode(tree, found)
+    return decode(node, [t.to(device) for t in found])
 
 
 def _detached(tree: Any) -> Any:
