@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -132,9 +133,11 @@ def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> 
 EXAMPLE = Path(__file__).resolve().parents[1] / "submissions" / "selective-memory"
 
 
-def proxy_overhead(repeats: int = 3) -> dict[str, float]:
+def proxy_overhead(repeats: int = 5) -> dict[str, float]:
     """Seconds per run of the example submission (default profile, one seed), in this process
-    and in a gate process of its own behind the proxy; the best of ``repeats`` each."""
+    and in a gate process of its own behind the proxy. The two alternate ``repeats`` times (so
+    drifts of the machine hit both alike); the ratio is of the medians, with the range of the
+    per-pair ratios beside it, since two processes ping-ponging on 2 cores vary run to run."""
     from suite.gates.proxy import GateClient
     from suite.gates.submissions import register_submission
     from suite.runs.executors import ProcessExecutor
@@ -166,15 +169,21 @@ def proxy_overhead(repeats: int = 3) -> dict[str, float]:
             client.close()
             host.stop()
 
-    local = [here() for _ in range(repeats)]
-    remote = [proxied() for _ in range(repeats)]
-    in_process = min(seconds for seconds, _ in local)
-    through_proxy = min(seconds for seconds, _ in remote)
+    local, remote = [], []
+    for _ in range(repeats):
+        local.append(here())
+        remote.append(proxied())
+    in_process = statistics.median(seconds for seconds, _ in local)
+    through_proxy = statistics.median(seconds for seconds, _ in remote)
+    pairs = [r / h for (h, _), (r, _) in zip(local, remote, strict=True)]
     return {
         "epochs": spec.train.epochs,
+        "repeats": repeats,
         "in_process_s": in_process,
         "proxy_s": through_proxy,
         "ratio": through_proxy / in_process,
+        "ratio_min": min(pairs),
+        "ratio_max": max(pairs),
         "same_metrics": all(m == local[0][1] for _, m in local + remote),
     }
 
@@ -241,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nExample submission, default profile of {TASK} ({proxy['epochs']} epochs): "
         f"{proxy['in_process_s']:.2f} s in the harness's process, {proxy['proxy_s']:.2f} s in "
-        f"its own process behind the proxy: {proxy['ratio']:.2f}x (metrics identical: "
+        f"its own process behind the proxy (medians of {proxy['repeats']}): {proxy['ratio']:.2f}x, "
+        f"pairs {proxy['ratio_min']:.2f}x to {proxy['ratio_max']:.2f}x (metrics identical: "
         f"{proxy['same_metrics']})"
     )
     if not args.skip_sweep:

@@ -62,24 +62,30 @@ class GateHost:
             command = header.get("cmd")
             if command == "close":
                 return
-            args = decode(header.get("args", {}), tensors)
-            try:
-                result = getattr(self, f"do_{command}")(**args)
-            except Exception as exc:  # the gate's failure is the harness's finding, not ours
-                last = traceback.extract_tb(exc.__traceback__)[-1]
-                text = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
-                if not header.get("reply"):
-                    self.deferred = self.deferred or f"in {command}: {text}"
-                    continue
+            for before, args in header.get("before", []):  # deferred notices come first
+                self._run(before, decode(args, tensors), reply=False)
+            self._run(command, decode(header.get("args", {}), tensors), bool(header.get("reply")))
+
+    def _run(self, command: str, args: dict[str, Any], reply: bool) -> None:
+        """Run one command; answer it when asked, else keep its error for the next answer."""
+        try:
+            result = getattr(self, f"do_{command}")(**args)
+        except Exception as exc:  # the gate's failure is the harness's finding, not ours
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            text = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+            if reply:
                 self._answer({"error": text, "detail": traceback.format_exc()}, [])
-                continue
-            if header.get("reply"):
-                if self.deferred is not None:
-                    self._answer({"error": self.deferred, "detail": ""}, [])
-                    self.deferred = None
-                    continue
-                tensors_out: list[Tensor] = []
-                self._answer({"ok": encode(result, tensors_out)}, tensors_out)
+            else:
+                self.deferred = self.deferred or f"in {command}: {text}"
+            return
+        if not reply:
+            return
+        if self.deferred is not None:
+            self._answer({"error": self.deferred, "detail": ""}, [])
+            self.deferred = None
+            return
+        tensors_out: list[Tensor] = []
+        self._answer({"ok": encode(result, tensors_out)}, tensors_out)
 
     def _answer(self, header: dict[str, Any], tensors: list[Tensor]) -> None:
         self.channel.send(header, tensors)
@@ -127,7 +133,8 @@ class GateHost:
                 out = kind.step(gate, x, state, side)
             else:
                 raise ValueError(f"unknown gate method {method}")
-        outputs = _flat(out)
+        outputs: list[Tensor] = []
+        node = encode(out, outputs)
         call = None
         if grad and any(o.requires_grad for o in outputs):
             self.calls += 1
@@ -135,7 +142,8 @@ class GateHost:
             self.graphs[call] = (wanted, outputs)
             while len(self.graphs) > MAX_GRAPHS:  # never backpropagated: let the oldest go
                 self.graphs.pop(next(iter(self.graphs)))
-        return {"out": _detached(out), "call": call, "diff": [o.requires_grad for o in outputs]}
+        detached = decode(node, [o.detach() for o in outputs])
+        return {"out": detached, "call": call, "diff": [o.requires_grad for o in outputs]}
 
     def do_initial_state(self, handle: int, batch: int) -> Any:
         return _detached(self.gates[handle].initial_state(batch))

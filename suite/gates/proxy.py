@@ -38,6 +38,7 @@ class GateClient:
         self.channel = Channel(sock)
         self.deadline = deadline
         self.handles = 0
+        self.deferred: list[tuple[str, dict[str, Any]]] = []
 
     def request(self, command: str, **args: Any) -> Any:
         self._send(command, args, reply=True)
@@ -55,10 +56,18 @@ class GateClient:
     def notify(self, command: str, **args: Any) -> None:
         self._send(command, args, reply=False)
 
+    def defer(self, command: str, **args: Any) -> None:
+        """A notice sent with the next message rather than alone (one wake-up fewer), for what
+        only matters before the next call, such as clearing gradients before a backward."""
+        self.deferred.append((command, args))
+
     def _send(self, command: str, args: dict[str, Any], reply: bool) -> None:
         tensors: list[Tensor] = []
-        tree = encode(args, tensors)
-        self.channel.send({"cmd": command, "args": tree, "reply": reply}, tensors)
+        header = {"cmd": command, "args": encode(args, tensors), "reply": reply}
+        if self.deferred:
+            header["before"] = [[c, encode(a, tensors)] for c, a in self.deferred]
+            self.deferred = []
+        self.channel.send(header, tensors)
 
     def build(
         self, info: TaskInfo, overrides: Any, seed: int, device: str | torch.device = "cpu"
@@ -258,7 +267,7 @@ class RemoteOptimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.proxy.unapplied = False
-        self.proxy.client.notify("zero_grad", handle=self.proxy.handle)
+        self.proxy.client.defer("zero_grad", handle=self.proxy.handle)
 
     def step(self) -> None:
         self.proxy.unapplied = False

@@ -93,8 +93,13 @@ def encode(obj: Any, tensors: list[Tensor]) -> Any:
         return {"T": len(tensors) - 1}
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
-    name = type(obj).__name__
-    if named_type(name) is type(obj):
+    kind = type(obj)
+    if kind is list:
+        return {"L": [encode(v, tensors) for v in obj]}
+    if kind is tuple:
+        return {"U": [encode(v, tensors) for v in obj]}
+    name = kind.__name__
+    if named_type(name) is kind:
         if dataclasses.is_dataclass(obj):
             values = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
         else:
