@@ -102,6 +102,7 @@ def reproduce(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Speed measurements: per-epoch cost of each gate, and the paper ablation's wall time."""
-    _install(session)
+    """Speed measurements: per-epoch cost of each gate, the paper ablation's wall time, the
+    untrusted-gate proxy's overhead and Dask's 2-worker speed-up."""
+    _install(session, "dask")
     session.run("python", "-m", "suite.bench", *session.posargs)

@@ -12,6 +12,9 @@
 5. The cost of running an untrusted gate in its own process: the example submission trained on the
    default profile of ``transition/anticipation`` in the harness's process and through the proxy
    (shared-memory tensors, gradients sent back), and their ratio (goal: at most 1.5).
+6. Dask: a sweep (the default profile of ``transition/anticipation``, 4 gates × 5 seeds) on a
+   LocalCluster of 1 worker and of 2 workers (one thread each), and the speed-up (goal: at least
+   1.8 on 2 cores).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -188,6 +191,38 @@ def proxy_overhead(repeats: int = 5) -> dict[str, float]:
     }
 
 
+DASK_GATES = ["affinity", "beta", "beta+ant", "beta+pi+ant"]
+
+
+def dask_wall_time(workers: int) -> float:
+    """Seconds for the default profile of the anticipation task × ``DASK_GATES`` on a Dask
+    LocalCluster of ``workers`` single-threaded worker processes (cluster start excluded)."""
+    from distributed import Client, LocalCluster
+
+    tasks = [t for t in load_all_tasks() if t.id == TASK]
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    try:
+        with Client(cluster) as client:
+            client.wait_for_workers(workers)
+        with tempfile.TemporaryDirectory() as tmp:
+            options = SweepOptions(
+                profile="default", results=Path(tmp), workers=workers, executor="dask",
+                scheduler=cluster.scheduler_address,
+            )  # fmt: skip
+            started = time.perf_counter()
+            summary = Sweep(options, log=lambda msg: None).run(
+                tasks, [get_gate(g) for g in DASK_GATES]
+            )
+            wall = time.perf_counter() - started
+    finally:
+        cluster.close()
+    if summary.ok != len(DASK_GATES) * 5:
+        raise RuntimeError(f"the Dask sweep did not finish cleanly: {summary.failures}")
+    return wall
+
+
 def ablation_wall_time(workers: int) -> float:
     tasks = [t for t in load_all_tasks() if t.id == TASK]
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-proxy", action="store_true", help="measure only the proxy's overhead (item 5)"
     )
+    parser.add_argument(
+        "--only-dask", action="store_true", help="measure only Dask's 2-worker speed-up (item 6)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -221,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         "epoch_ms": epoch_ms,
         "scan_ms": scan_ms,
     }
+    if args.only_dask:
+        one, two = dask_wall_time(1), dask_wall_time(2)
+        print(json.dumps({"one_worker": one, "two_workers": two, "speed_up": one / two}))
+        return 0
     if args.only_proxy:
         report["proxy_overhead"] = proxy = proxy_overhead()
         print(json.dumps(proxy, indent=1))
@@ -244,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     report["site_render_s"] = {"gates": 20, "tasks": 15, "seeds": 5, "seconds": seconds}
     print(
         f"\nSite for 20 gates × 15 tasks × 5 seeds (1500 records): {pages} pages in {seconds:.2f} s"
+    )
+    one, two = dask_wall_time(1), dask_wall_time(2)
+    report["dask_s"] = {"gates": DASK_GATES, "one_worker": one, "two_workers": two}
+    print(
+        f"\nDask LocalCluster, default profile of {TASK} × {len(DASK_GATES)} gates × 5 seeds: "
+        f"{one:.1f} s on 1 worker, {two:.1f} s on 2: speed-up {one / two:.2f}x"
     )
     proxy = proxy_overhead()
     report["proxy_overhead"] = proxy
