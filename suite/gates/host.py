@@ -27,16 +27,10 @@ from torch import Tensor
 from suite.contract import Gate, TaskInfo, deliver_feedback
 from suite.gates.entries import GateEntry, resolve_ref
 from suite.gates.kinds import kinds
-from suite.gates.wire import Channel, PeerGone, decode, encode
+from suite.gates.wire import Channel, PeerGone, decode, encode, flatten, map_tensors
 from suite.seeding import seeded_global_rng
 
 MAX_GRAPHS = 4096  # graphs of calls kept for a backward that may still come
-
-
-def _flat(tree: Any) -> list[Tensor]:
-    found: list[Tensor] = []
-    encode(tree, found)
-    return found
 
 
 class GateHost:
@@ -118,13 +112,14 @@ class GateHost:
         gate = self.gates[handle]
         gate.train(train)
         kind = kinds.get(gate.info.kind)
-        inputs = _flat(args)
+        _, inputs = flatten(args)
         wanted = [t for t, need in zip(inputs, needs, strict=False) if need]
         for t in wanted:
             t.requires_grad_(True)
         x, state, side = args
         device = next((p.device for p in gate.parameters()), torch.device("cpu"))
-        x, state, side = _to(x, device), _to(state, device), _to(side, device)
+        if device.type != "cpu":
+            x, state, side = map_tensors((x, state, side), lambda t: t.to(device))
         fork = torch.random.fork_rng(devices=[]) if handle in self.forked else nullcontext()
         with fork, torch.set_grad_enabled(grad):
             if method == "forward":
@@ -133,8 +128,7 @@ class GateHost:
                 out = kind.step(gate, x, state, side)
             else:
                 raise ValueError(f"unknown gate method {method}")
-        outputs: list[Tensor] = []
-        node = encode(out, outputs)
+        node, outputs = flatten(out)
         call = None
         if grad and any(o.requires_grad for o in outputs):
             self.calls += 1
@@ -146,7 +140,7 @@ class GateHost:
         return {"out": detached, "call": call, "diff": [o.requires_grad for o in outputs]}
 
     def do_initial_state(self, handle: int, batch: int) -> Any:
-        return _detached(self.gates[handle].initial_state(batch))
+        return map_tensors(self.gates[handle].initial_state(batch), Tensor.detach)
 
     def do_backward(self, call: int, grads: list[Tensor | None]) -> list[Tensor | None]:
         """``outputs.backward(grads)`` for one call; the gradients of its inputs that need one."""
@@ -210,20 +204,6 @@ class GateHost:
         from suite.runs.sandbox import stop_descendants
 
         return stop_descendants()
-
-
-def _to(tree: Any, device: torch.device) -> Any:
-    if device.type == "cpu":
-        return tree
-    found: list[Tensor] = []
-    node = encode(tree, found)
-    return decode(node, [t.to(device) for t in found])
-
-
-def _detached(tree: Any) -> Any:
-    found: list[Tensor] = []
-    node = encode(tree, found)
-    return decode(node, [t.detach() for t in found])
 
 
 def host_main(

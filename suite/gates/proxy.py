@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from suite.contract import Feedback, Gate, Side, State, TaskInfo
-from suite.gates.wire import Channel, WireError, decode, encode
+from suite.gates.wire import Channel, WireError, decode, encode, flatten, map_tensors
 
 
 class GateProcessError(RuntimeError):
@@ -94,11 +94,6 @@ class GateClient:
         self.channel.close()
 
 
-def _flatten(tree: Any) -> tuple[Any, list[Tensor]]:
-    tensors: list[Tensor] = []
-    return encode(tree, tensors), tensors
-
-
 class _RemoteCall(torch.autograd.Function):
     """One gate call as a node of the harness's graph: forward crosses to the gate's process,
     backward sends the outputs' gradients there."""
@@ -115,7 +110,7 @@ class _RemoteCall(torch.autograd.Function):
             grad=True,
             train=proxy.training,
         )
-        out_tree, outputs = _flatten(answer["out"])
+        out_tree, outputs = flatten(answer["out"])
         ctx.proxy, ctx.call = proxy, answer["call"]
         ctx.input_meta = [(t.device, t.dtype) for t in inputs]
         ctx.needs = needs
@@ -231,7 +226,7 @@ class GateProxy(nn.Module):
     # -- calls --------------------------------------------------------------------------------
 
     def _call(self, method: str, x: Tensor, state: State, side: Side | None) -> Any:
-        tree, inputs = _flatten([x, state, side])
+        tree, inputs = flatten([x, state, side])
         if self.unapplied and self.training and torch.is_grad_enabled():
             raise RuntimeError(
                 "the gate's gradients from the last backward were never applied: its parameters "
@@ -255,8 +250,7 @@ class GateProxy(nn.Module):
         return self._to_device(answer["out"], x.device)
 
     def _to_device(self, tree: Any, device: torch.device | None = None) -> Any:
-        node, tensors = _flatten(tree)
-        return decode(node, [t.to(device or self.device) for t in tensors])
+        return map_tensors(tree, lambda t: t.to(device or self.device))
 
 
 class RemoteOptimizer:

@@ -24,6 +24,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -146,6 +147,18 @@ def decode(node: Any, tensors: list[Tensor], depth: int = 0) -> Any:
             except TypeError as exc:
                 raise WireError(f"a {cls.__name__} with the wrong fields: {exc}") from None
     raise WireError(f"a message holds a value of unknown form: {str(node)[:80]}")
+
+
+def flatten(tree: Any) -> tuple[Any, list[Tensor]]:
+    """The tree's form and its tensors, in order."""
+    tensors: list[Tensor] = []
+    return encode(tree, tensors), tensors
+
+
+def map_tensors(tree: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """The same tree with ``fn`` applied to each of its tensors (detach, move to a device)."""
+    node, tensors = flatten(tree)
+    return decode(node, [fn(t) for t in tensors])
 
 
 # -- shared memory ------------------------------------------------------------------------------
