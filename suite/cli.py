@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     new = sub.add_parser("new-submission", help="scaffold submissions/NAME from the template")
     new.add_argument("name")
     new.add_argument("--dir", type=Path, default=Path("submissions"))
+    new.add_argument("--kind", default="router", help="the gate kind: router (default) or updater")
 
     submit = sub.add_parser(
         "submit", help="check and run one submission on every task of its families"
@@ -288,7 +289,7 @@ def _render_site(results: Path, out: Path | None, profile: str | None) -> None:
 def _new_submission(args: argparse.Namespace) -> int:
     from suite.gates.scaffold import new_submission
 
-    folder = new_submission(args.name, args.dir)
+    folder = new_submission(args.name, args.dir, args.kind)
     print(f"Created {folder}/ (submission.yaml, gate.py, README.md).")
     print(f"Edit gate.py, then run: gatebench submit {folder}")
     return 0

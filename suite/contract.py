@@ -7,10 +7,10 @@ token representations::
     step(x_t, state)  -> output     x_t: (B, D), one position, for streaming
 
 Kinds differ in what the output holds. A *router* (``RouterGate``) returns routing logits over
-experts, ``GateOutput(logits (B, T, E), state, aux_loss)``. An *updater* (``UpdaterGate``, filled in
-by the fact-retrieval family) writes a fast-weight state that the family applies inside its
-experts. Each task family declares the kind of gate it runs (``GateKind``); the harness pairs a
-gate only with families of its kind.
+experts, ``GateOutput(logits (B, T, E), state, aux_loss)``. An *updater* (``UpdaterGate``, returning
+``UpdaterOutput(factors, state, aux_loss)``) writes LoRA factors, a fast-weight state that the
+family applies inside its experts. Each task family declares the kind of gate it runs
+(``GateKind``); the harness pairs a gate only with families of its kind.
 
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::
@@ -206,11 +206,44 @@ class RouterGate(Gate):
         return GateOutput(out.logits.squeeze(1), out.state, None)
 
 
+class UpdaterOutput(NamedTuple):
+    """What an updater's ``forward`` and ``step`` return.
+
+    ``factors`` are the fast weights in force at each position, after reading that position: for
+    each adapted matrix m of ``info.adapted`` (a list of ``(d_in, d_out)``), in that order, the
+    LoRA factors ``A_m (B, T, d_in, r)`` and ``B_m (B, T, r, d_out)`` with ``r = info.rank``; the
+    family adds ``(u A_m) B_m`` to ``u W_m`` inside its experts. ``step`` returns them without T.
+    """
+
+    factors: tuple[Tensor, ...]  # (A_0, B_0, A_1, B_1, ...)
+    state: State = None  # the fast-weight state after the last position (saved and re-loaded)
+    aux_loss: Tensor | None = None
+
+
 class UpdaterGate(Gate):
-    """Base class of updaters: gates that write a recurrent fast-weight state (e.g. LoRA factors)
-    which the family applies inside its experts. The fact-retrieval family defines the outputs."""
+    """Base class of updaters: hidden states -> a recurrent fast-weight state that the family
+    applies inside its experts (the "parameter updater expert" of the facts family).
+
+    ``forward(h, state)`` reads hidden states h (B, T, D) and returns ``UpdaterOutput``; the
+    state is whatever the rule carries (the factors themselves, or a memory they are read from).
+    In the persistent evaluation the harness saves the state after reading the support, resets
+    the gate to its trained parameters and answers queries in a fresh sequence from the saved
+    state: anything the gate keeps outside the state is lost, by design.
+    """
 
     kind: ClassVar[str] = "updater"
+
+    def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
+        raise NotImplementedError
+
+    def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
+        raise NotImplementedError
+
+
+def adapted_shapes(info: TaskInfo) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The shapes (without batch and time) of each adapted matrix's factors A and B."""
+    r = int(info.rank)
+    return [((int(d_in), r), (r, int(d_out))) for d_in, d_out in info.adapted]
 
 
 @torch.no_grad()

@@ -95,8 +95,11 @@ def test_manifest_errors_name_the_file_and_field(tmp_path):
         load_manifest(folder)
     assert f"{folder / 'submission.yaml'}: field 'colour': unknown field" in str(err.value)
     assert "entry_point" in str(err.value)  # the allowed fields are listed
-    folder = make_submission(tmp_path, "bad-kind", kind="updater")
-    with pytest.raises(SubmissionError, match="no task family runs gates of kind 'updater'"):
+    folder = make_submission(tmp_path, "bad-kind", kind="painter")
+    with pytest.raises(SubmissionError, match="no task family runs gates of kind 'painter'"):
+        load_manifest(folder)
+    folder = make_submission(tmp_path, "wrong-family", kind="updater")  # families: [transition]
+    with pytest.raises(SubmissionError, match="do not run gates of kind 'updater'"):
         load_manifest(folder)
     folder = make_submission(tmp_path, "bad-family", families=["vision"])
     with pytest.raises(SubmissionError, match=r"unknown families \['vision'\]"):
@@ -180,7 +183,9 @@ def test_scaffold_then_submit_end_to_end(tmp_path, options):
         new_submission("My Gate", tmp_path / "subs")
     result = submit(folder, options, log=lambda m: None)
     assert result.ok, render_summary(result)
-    assert {o.task for o in result.outcomes} == {t.id for t in load_all_tasks()}
+    assert {o.task for o in result.outcomes} == {
+        t.id for t in load_all_tasks() if t.family == "transition"
+    }  # every task of its families, and only those
     text = render_summary(result)
     assert "my-first-gate" in text and "Δ vs strongest baseline" in text and "rank" in text
     audited = [int(n) for n in re.findall(r"audits on the real batches: (\d+) passed", text)]
@@ -197,6 +202,22 @@ def test_scaffold_then_submit_end_to_end(tmp_path, options):
     seeds = {r.provenance.data_fingerprint for r in iter_records(options.results)
              if r.task.id == ANT and r.seed_index == 0}  # fmt: skip
     assert len(seeds) == 1
+
+
+def test_an_updater_scaffold_submits_end_to_end_on_the_facts_family(tmp_path, options):
+    folder = new_submission("my-updater", tmp_path / "subs", kind="updater")
+    assert "kind: updater" in (folder / "submission.yaml").read_text()
+    with pytest.raises(SubmissionError, match="No template for kind 'painter'"):
+        new_submission("other", tmp_path / "subs", kind="painter")
+    result = submit(folder, options, log=lambda m: None)
+    assert result.ok, render_summary(result)
+    assert {o.task for o in result.outcomes} == {
+        t.id for t in load_all_tasks() if t.family == "facts"
+    }
+    records = [r for r in iter_records(options.results) if r.gate.id == "my-updater"]
+    assert records and all(r.ok and r.gate.kind == "updater" for r in records)
+    assert all(r.audits and r.provenance.artifact for r in records)  # audited, on the base
+    assert "my-updater" in render_summary(result)
 
 
 def test_editing_a_submission_reruns_it(tmp_path, options):

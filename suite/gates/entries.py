@@ -91,6 +91,8 @@ class GateEntry:
     def supports(
         self, info: TaskInfo, overrides: Mapping[str, Any] | None = None
     ) -> tuple[bool, str]:
+        if info.kind != self.kind:  # a gate runs only where its kind is run
+            return False, f"a {self.kind} gate does not run on {info.kind} tasks"
         return self.cls.supports(info, **self.resolved_params(overrides))
 
     def build(self, info: TaskInfo, overrides: Mapping[str, Any] | None = None) -> Gate:

@@ -16,7 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from suite.contract import Feedback, Gate, GateOutput, RouterGate, Side, State, TaskInfo
+from suite.contract import (
+    Feedback,
+    Gate,
+    GateOutput,
+    RouterGate,
+    Side,
+    State,
+    TaskInfo,
+    UpdaterGate,
+    UpdaterOutput,
+    adapted_shapes,
+)
 from suite.registry import Registry
 
 
@@ -128,6 +139,35 @@ class RouterKind(GateKind):
         return Feedback(expert_error=error, step=step)
 
 
+class UpdaterKind(GateKind):
+    """Updaters: the checks run on every factor, flattened and concatenated per position."""
+
+    name = "updater"
+    base = UpdaterGate
+    output_type = UpdaterOutput
+    shape_name = "(B, T, sum of the factors' sizes)"
+
+    def per_position(self, out: UpdaterOutput) -> Tensor:
+        lead = out.factors[0].dim() - 2  # 2 (B, T) from forward, 1 (B,) from step
+        return torch.cat([f.flatten(lead) for f in out.factors], dim=-1)
+
+    def expected_shape(self, info: TaskInfo, batch: int, length: int) -> tuple[int, ...]:
+        size = sum(a[0] * a[1] + b[0] * b[1] for a, b in adapted_shapes(info))
+        return (batch, length, size)
+
+    def check_output(self, out: Any, info: TaskInfo, batch: int, length: int) -> str | None:
+        if not isinstance(out, UpdaterOutput):
+            return f"forward returned {type(out).__name__}; return suite.contract.UpdaterOutput"
+        wanted = [(batch, length, *s) for pair in adapted_shapes(info) for s in pair]
+        got = [tuple(f.shape) for f in out.factors]
+        if got != wanted:
+            return (
+                f"factors have shapes {got}, expected {wanted}: (A_m (B, T, d_in, rank), "
+                "B_m (B, T, rank, d_out)) for each adapted matrix of info.adapted, in order"
+            )
+        return None
+
+
 kinds: Registry[GateKind] = Registry("gate kind")
 
 
@@ -136,6 +176,7 @@ def register_kind(kind: GateKind) -> GateKind:
 
 
 register_kind(RouterKind())
+register_kind(UpdaterKind())
 
 
 def check_forward(

@@ -50,6 +50,9 @@ class MetricInfo(StrictModel):
     deterministic: bool = Field(
         True, description="False for timings and memory: kept out of bit-identity checks."
     )
+    chance: float | None = Field(
+        None, description="What guessing scores (e.g. 1/56); drawn as a line on every plot."
+    )
 
     @model_validator(mode="after")
     def _axes_match_kind(self) -> MetricInfo:

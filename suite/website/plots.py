@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
-from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -76,11 +75,21 @@ class CIRow:
     kind: str = "gate"  # gate | reference | ceiling
 
 
-def ci_plot(title: str, rows: Sequence[CIRow], x_label: str, width: int = 680) -> Markup:
-    """Horizontal dots (means) and whiskers (95% CIs), one row per gate."""
+def ci_plot(
+    title: str,
+    rows: Sequence[CIRow],
+    x_label: str,
+    width: int = 680,
+    levels: dict[str, float] | None = None,
+) -> Markup:
+    """Horizontal dots (means) and whiskers (95% CIs), one row per gate; ``levels`` are dotted
+    reference values (e.g. chance)."""
     left, right, top, row_h = 190, 20, 28, 22
     height = top + row_h * len(rows) + 40
-    low, high = _range([v for r in rows for v in (r.mean, r.low, r.high) if v is not None])
+    levels = levels or {}
+    low, high = _range(
+        [v for r in rows for v in (r.mean, r.low, r.high) if v is not None] + list(levels.values())
+    )
     span = width - left - right
 
     def x(v: float) -> float:
@@ -101,6 +110,13 @@ def ci_plot(title: str, rows: Sequence[CIRow], x_label: str, width: int = 680) -
         f'<text class="axis-label" x="{left + span / 2:.1f}" y="{height - 4}" '
         f'text-anchor="middle">{escape(x_label)}</text>'
     )
+    for name, value in levels.items():
+        lx = x(value)
+        parts.append(
+            f'<g class="level"><title>{escape(name)}: {_fmt(value)}</title>'
+            f'<line x1="{lx:.1f}" x2="{lx:.1f}" y1="{top - 6}" y2="{height - 34}"/>'
+            f'<text x="{lx + 4:.1f}" y="{top - 10}">{escape(name)}</text></g>'
+        )
     for i, row in enumerate(rows):
         cy = top + row_h * i + row_h / 2
         label = row.label if len(row.label) <= 28 else row.label[:27] + "…"
@@ -171,9 +187,12 @@ def line_plot(
     width: int = 680,
     height: int = 300,
     x_ticks: Sequence[tuple[float, str]] | None = None,
+    levels: dict[str, float] | None = None,
 ) -> Markup:
-    """One line per series with its band, a legend, and dashed vertical marks (e.g. the
-    transition step). ``x_ticks`` replaces the numeric ticks (categorical coordinates)."""
+    """One line per series with its band, a legend, dashed vertical marks (e.g. the
+    transition step) and dotted horizontal levels (e.g. chance). ``x_ticks`` replaces the
+    numeric ticks (categorical coordinates)."""
+    levels = levels or {}
     longest = max((len(s.label) for s in series), default=0)
     legend_w = min(180, 34 + 7 * min(longest, 24))
     left, right, top, bottom = 56, legend_w + 10, 16, 44
@@ -181,6 +200,7 @@ def line_plot(
     span_x, span_y = width - left - right, height - top - bottom
     xs = [v for s in series for v in s.xs]
     every_y = [v for s in series for part in (s.ys, s.low or [], s.high or []) for v in part]
+    every_y += list(levels.values())
     x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x_high <= x_low:
         x_high = x_low + 1
@@ -217,6 +237,13 @@ def line_plot(
         f'<text class="axis-label" transform="translate(14 {top + span_y / 2:.1f}) rotate(-90)" '
         f'text-anchor="middle">{escape(y_label)}</text>'
     )
+    for name, value in levels.items():
+        ly = py(value)
+        parts.append(
+            f'<g class="level"><title>{escape(name)}: {_fmt(value)}</title>'
+            f'<line x1="{left}" x2="{left + span_x}" y1="{ly:.1f}" y2="{ly:.1f}"/>'
+            f'<text x="{left + 4}" y="{ly - 4:.1f}">{escape(name)}</text></g>'
+        )
     for name, where in (marks or {}).items():
         mx = px(where)
         parts.append(
@@ -261,136 +288,3 @@ def _thin(ticks: Sequence[tuple[float, str]], most: int) -> Sequence[tuple[float
     """Every k-th tick, so that at most ``most`` labels are drawn."""
     step = max(1, math.ceil(len(ticks) / max(1, most)))
     return ticks[::step]
-
-
-# -- heatmaps ----------------------------------------------------------------------------------
-
-SEQUENTIAL = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]  # viridis, dark to light
-MISSING = "#e4e7ea"
-
-
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    return int(hex_color[1:3], 16), int(hex_color[3:5], 16), int(hex_color[5:7], 16)
-
-
-def colour(t: float) -> str:
-    """The sequential scale at ``t`` in [0, 1] (clipped)."""
-    t = min(1.0, max(0.0, t)) * (len(SEQUENTIAL) - 1)
-    i = min(int(t), len(SEQUENTIAL) - 2)
-    a, b = _rgb(SEQUENTIAL[i]), _rgb(SEQUENTIAL[i + 1])
-    f = t - i
-    r, g, bl = (round(x + (y - x) * f) for x, y in zip(a, b))
-    return f"#{r:02x}{g:02x}{bl:02x}"
-
-
-@dataclass
-class Grid:
-    """A matrix to draw: means with their 95% interval and seed count, element-wise."""
-
-    mean: Sequence[Sequence[float | None]]
-    low: Sequence[Sequence[float | None]]
-    high: Sequence[Sequence[float | None]]
-    n: Sequence[Sequence[int]]
-    rows: Sequence[Any]  # coordinates along the first axis
-    cols: Sequence[Any]  # coordinates along the second axis
-
-
-def heatmap(
-    title: str,
-    grid: Grid,
-    row_label: str,
-    col_label: str,
-    value_label: str,
-    scale: tuple[float, float] | None = None,
-    size: int = 360,
-) -> Markup:
-    """Cells coloured on a sequential scale with a colour bar; each cell's tooltip gives its value
-    and interval. ``scale`` fixes the colour range (shared by the heatmaps of one metric)."""
-    n_rows, n_cols = len(grid.rows), len(grid.cols)
-    cell = max(3.0, min(40.0, size / max(n_rows, n_cols, 1)))
-    plot_w, plot_h = cell * n_cols, cell * n_rows
-    row_chars = max((len(str(r)) for r in grid.rows), default=1)
-    left = 36 + 7 * min(row_chars, 12)
-    top, bar_gap, bar_w = 12, 18, 12
-    bar_h = max(plot_h, 120.0)
-    width = int(left + plot_w + bar_gap + bar_w + 64)
-    height = int(top + max(plot_h, bar_h) + 44)
-    finite = [v for row in grid.mean for v in row if _finite(v)]
-    low, high = scale or ((min(finite), max(finite)) if finite else (0.0, 1.0))
-    if high - low < 1e-12:
-        low, high = low - 0.5, high + 0.5
-
-    def shade(v: float) -> str:
-        return colour((v - low) / (high - low))
-
-    parts = _svg_open(
-        "heatmap", width, height, title,
-        f"{value_label} by {row_label} (rows) and {col_label} (columns); colour from dark (low) "
-        "to light (high), see the colour bar. Each cell's title gives its mean and 95% interval.",
-    )  # fmt: skip
-    show_values = cell >= 36 and n_rows * n_cols <= 64
-    parts.append(f'<g class="cells{" dense" if cell < 8 else ""}">')  # dense: no cell borders
-    for i, r in enumerate(grid.rows):
-        for j, c in enumerate(grid.cols):
-            v, lo, hi, n = grid.mean[i][j], grid.low[i][j], grid.high[i][j], grid.n[i][j]
-            where = f"{row_label} {r}, {col_label} {c}"
-            if _finite(v):
-                ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if _finite(lo) and _finite(hi) else ""
-                tip, fill = f"{where}: {_fmt(v)}{ci} (n={n})", shade(v)
-            else:
-                tip, fill = f"{where}: no value", MISSING
-            x, y = left + j * cell, top + i * cell
-            parts.append(
-                f'<rect class="cell" x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" '
-                f'height="{cell:.1f}" fill="{fill}"><title>{escape(tip)}</title></rect>'
-            )
-            if show_values and _finite(v):
-                red, green, blue = _rgb(fill)
-                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 140  # perceived brightness
-                parts.append(
-                    f'<text class="cell-value" x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" '
-                    f'text-anchor="middle" fill="{"#fff" if dark else "#111"}">{_fmt(v)}</text>'
-                )
-    parts.append("</g>")
-    row_ticks = [(i, str(r)) for i, r in enumerate(grid.rows)]
-    for i, text in _thin(row_ticks, max(1, int(plot_h // 14))):
-        label = text if len(text) <= 12 else text[:11] + "…"
-        parts.append(
-            f'<text class="tick" x="{left - 4}" y="{top + (i + 0.5) * cell + 4:.1f}" '
-            f'text-anchor="end">{escape(label)}</text>'
-        )
-    col_ticks = [(j, str(c)) for j, c in enumerate(grid.cols)]
-    for j, text in _thin(col_ticks, max(1, int(plot_w // 36))):
-        label = text if len(text) <= 6 else text[:5] + "…"
-        parts.append(
-            f'<text class="tick" x="{left + (j + 0.5) * cell:.1f}" y="{top + plot_h + 14:.1f}" '
-            f'text-anchor="middle">{escape(label)}</text>'
-        )
-    parts.append(
-        f'<text class="axis-label" x="{left + plot_w / 2:.1f}" y="{top + plot_h + 32:.1f}" '
-        f'text-anchor="middle">{escape(col_label)}</text>'
-        f'<text class="axis-label" transform="translate(12 {top + plot_h / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle">{escape(row_label)}</text>'
-    )
-    # the colour bar: a gradient over the scale, light at the top
-    gid = f"g{next(_ids)}"
-    bx = left + plot_w + bar_gap
-    stops = "".join(
-        f'<stop offset="{k / (len(SEQUENTIAL) - 1):.2f}" stop-color="{c}"/>'
-        for k, c in enumerate(SEQUENTIAL)
-    )
-    parts.append(
-        f'<g class="colour-bar"><title>{escape(value_label)}: {_fmt(low)} to {_fmt(high)}</title>'
-        f'<defs><linearGradient id="{gid}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient>'
-        f'</defs><rect x="{bx:.1f}" y="{top}" width="{bar_w}" height="{bar_h:.1f}" '
-        f'fill="url(#{gid})"/>'
-    )
-    for tick in nice_ticks(low, high, target=4):
-        ty = top + (1 - (tick - low) / (high - low)) * bar_h
-        parts.append(
-            f'<line class="bar-tick" x1="{bx + bar_w:.1f}" x2="{bx + bar_w + 3:.1f}" '
-            f'y1="{ty:.1f}" y2="{ty:.1f}"/><text class="tick" x="{bx + bar_w + 5:.1f}" '
-            f'y="{ty + 4:.1f}">{_fmt(tick)}</text>'
-        )
-    parts.append("</g></svg>")
-    return Markup("".join(parts))

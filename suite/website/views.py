@@ -23,7 +23,8 @@ from suite.registry import Registry
 from suite.results.aggregate import GateResult, TaskResult
 from suite.results.arrays import ArrayCell, nan_to_none
 from suite.tasks.spec import ARRAY_DIMS, MetricInfo
-from suite.website.plots import CIRow, Grid, Series, ci_plot, heatmap, line_plot
+from suite.website.heatmaps import Grid, heatmap
+from suite.website.plots import CIRow, Series, ci_plot, line_plot
 
 
 @dataclass
@@ -110,6 +111,14 @@ def _marks_text(marks: dict[str, float]) -> str:
     return f"; dashed lines mark {', '.join(marks)}" if marks else ""
 
 
+def _levels(info: MetricInfo) -> dict[str, float]:
+    return {"chance": info.chance} if info.chance is not None else {}
+
+
+def _levels_text(info: MetricInfo) -> str:
+    return f"; the dotted line is chance ({info.chance:.3g})" if info.chance is not None else ""
+
+
 @register_view("scalar")
 def scalar_view(
     tres: TaskResult, gates: Sequence[GateResult], metric: str, info: MetricInfo
@@ -129,8 +138,14 @@ def scalar_view(
         rows.append(CIRow(gate_label(gres), s.mean, s.ci_low, s.ci_high, kind))
     if not rows:
         return []
-    svg = ci_plot(f"{metric} on {tres.task.id} ({_arrow(info)})", rows, value_label(metric, info))
-    return [Figure(svg, f"{metric}: dots are means, whiskers 95% t-intervals over seeds.")]
+    svg = ci_plot(
+        f"{metric} on {tres.task.id} ({_arrow(info)})",
+        rows,
+        value_label(metric, info),
+        levels=_levels(info),
+    )
+    caption = f"{metric}: dots are means, whiskers 95% t-intervals over seeds"
+    return [Figure(svg, f"{caption}{_levels_text(info)}.")]
 
 
 @register_view("curve")
@@ -153,10 +168,11 @@ def curve_view(
         value_label(metric, info),
         marks,
         x_ticks=ticks or None,
+        levels=_levels(info),
     )
     caption = (
         f"{metric} by {name}: one line per gate, the mean over seeds; the shaded band is the "
-        f"95% t-interval (none with a single seed){_marks_text(marks)}."
+        f"95% t-interval (none with a single seed){_marks_text(marks)}{_levels_text(info)}."
     )
     return [Figure(svg, caption)]
 
@@ -186,6 +202,7 @@ def curves_view(
             width=460,
             height=260,
             x_ticks=ticks or None,
+            levels=_levels(info),
         )
         caption = (
             f"{gate_label(gres)}: {metric} by {x_name}, one line per {line_name} "

@@ -6,12 +6,8 @@ epoch can be regenerated alone and every gate sees exactly the same batches.
 
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
-import datasets
-import numpy as np
-import pyarrow as pa
 import torch
 from torch import Tensor
 
@@ -116,36 +112,3 @@ class MixtureStream:
         std = self.noise_at(step)[:, domains].T  # (B, E)
         noise = torch.randn(std.shape, generator=g) * std
         return MixtureBatch(x[:, None, :], domains, y, noise)
-
-
-def fingerprint(columns: dict[str, np.ndarray]) -> str:
-    """Content hash of named arrays (names, dtypes, shapes and bytes)."""
-    digest = hashlib.sha256()
-    for name in sorted(columns):
-        arr = np.ascontiguousarray(columns[name])
-        digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def to_dataset(columns: dict[str, np.ndarray], split: str = "eval") -> datasets.Dataset:
-    """A ``datasets.Dataset`` over row-aligned arrays, fingerprinted by content.
-
-    Multi-dimensional columns become fixed-size lists (zero-copy into Arrow); their shape per row
-    is kept in the dataset description so a reader can reshape them.
-    """
-    arrays: dict[str, pa.Array] = {}
-    shapes: dict[str, list[int]] = {}
-    for name, arr in columns.items():
-        arr = np.ascontiguousarray(arr)
-        if arr.ndim == 1:
-            arrays[name] = pa.array(arr)
-        else:
-            width = int(np.prod(arr.shape[1:]))
-            arrays[name] = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), width)
-            shapes[name] = list(arr.shape[1:])
-    table = datasets.table.InMemoryTable(pa.table(arrays))
-    info = datasets.DatasetInfo(description=f"GateBench evaluation split; row shapes {shapes}")
-    return datasets.Dataset(
-        table, info=info, split=datasets.NamedSplit(split), fingerprint=fingerprint(columns)
-    )

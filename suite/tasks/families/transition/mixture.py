@@ -16,11 +16,10 @@ from torch import Tensor, nn
 from suite.contract import Feedback, RouterGate, TaskInfo, deliver_feedback
 from suite.gates.kinds import check_forward
 from suite.seeding import derive_seed, seeded_global_rng
+from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.transition.data import (
     MixtureBatch,
     MixtureStream,
-    fingerprint,
-    to_dataset,
 )
 from suite.tasks.families.transition.spec import ExpertMixtureData, TransitionSpec
 from suite.tasks.family import ArrayResult, RunContext, RunOutput

@@ -16,11 +16,10 @@ import torch.nn.functional as F
 
 from suite.contract import Feedback, RouterGate, TaskInfo, deliver_feedback
 from suite.gates.kinds import check_forward
+from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.transition.data import (
     RoutingBatch,
     RoutingStream,
-    fingerprint,
-    to_dataset,
 )
 from suite.tasks.families.transition.spec import TransitionSpec
 from suite.tasks.family import ArrayResult, RunContext, RunOutput

@@ -1,0 +1,106 @@
+"""The delta rule on the B factors of LoRA (DeltaNet: Schlag et al. 2021; Yang et al. 2024).
+
+Each adapted matrix keeps a static learned A_m (d_in x r) and a fast B_m (r x d_out); the B
+factors of all matrices form one memory M (r x sum d_out), keyed in the r-dimensional space:
+
+    k_t = normalise(W_k h_t),  v_t = W_v h_t,  beta_t = sigmoid(w h_t + b)
+    M_t = M_{t-1} + beta_t k_t (v_t - M_{t-1}^T k_t)^T
+
+so a write replaces what the key held instead of adding to it. The forward pass is chunkwise
+(the WY form of Yang et al. 2024): within a chunk of C positions the corrected values
+U = (I + tril(diag(beta) K K^T, -1))^{-1} diag(beta) (V - K M_0) come from one triangular solve,
+and M at every position is M_0 plus a cumulative sum of k_i u_i^T; ``step`` is the recurrence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.updaters._factors import FactorLayout, needs_adapted
+from suite.contract import State, TaskInfo, UpdaterGate, UpdaterOutput
+from suite.gates.entries import register_gate
+
+DELTANET = "Yang et al. (2024), Parallelizing Linear Transformers with the Delta Rule"
+DELTANET_URL = "https://arxiv.org/abs/2406.06484"
+
+
+@register_gate(
+    "delta-rule",
+    description="DeltaNet's delta rule writing the B factors of LoRA (chunkwise form).",
+    paper=DELTANET,
+    url=DELTANET_URL,
+    equation="M_t = M_{t-1} + beta_t k_t (v_t - M_{t-1}^T k_t)^T",
+)
+class DeltaRuleUpdater(UpdaterGate):
+    def __init__(self, info: TaskInfo, chunk: int = 16, beta_init: float = 0.5) -> None:
+        super().__init__(info)
+        self.layout = FactorLayout(info)
+        self.chunk = chunk
+        r = int(info.rank)
+        self.rank = r
+        self.d_in = [a[0] for a in self.layout.shapes[0::2]]
+        self.d_out = [b[1] for b in self.layout.shapes[1::2]]
+        D = info.d_model
+        self.A = nn.ParameterList(nn.Parameter(torch.randn(d, r) / d**0.5) for d in self.d_in)
+        self.key = nn.Linear(D, r)
+        self.value = nn.Linear(D, sum(self.d_out))
+        nn.init.zeros_(self.value.weight)  # B factors start at zero, as LoRA's do
+        nn.init.zeros_(self.value.bias)
+        self.beta = nn.Linear(D, 1)
+        with torch.no_grad():
+            self.beta.bias.fill_(float(torch.logit(torch.tensor(beta_init))))
+
+    @classmethod
+    def supports(cls, info: TaskInfo, **hparams: Any) -> tuple[bool, str]:
+        return needs_adapted(info)
+
+    def initial_state(self, batch_size: int) -> State:
+        w = self.value.weight
+        return w.new_zeros(batch_size, self.rank, sum(self.d_out))
+
+    def _inputs(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        k = F.normalize(self.key(h), dim=-1)
+        return k, self.value(h), torch.sigmoid(self.beta(h))[..., 0]
+
+    def _factors(self, M: Tensor) -> tuple[Tensor, ...]:
+        """(..., r, sum d_out) memories -> (A_0, B_0, A_1, B_1, ...) with A broadcast."""
+        lead = M.shape[:-2]
+        out: list[Tensor] = []
+        for A, B in zip(self.A, M.split(self.d_out, dim=-1), strict=True):
+            out += [A.expand(*lead, *A.shape), B]
+        return tuple(out)
+
+    def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
+        M = self.initial_state(x.shape[0]) if state is None else state
+        k, v, beta = self._inputs(x)
+        states = []
+        for s in range(0, x.shape[1], self.chunk):
+            part = self._chunk(k[:, s : s + self.chunk], v[:, s : s + self.chunk],
+                               beta[:, s : s + self.chunk], M)  # fmt: skip
+            states.append(part)
+            M = part[:, -1]
+        all_states = torch.cat(states, dim=1)  # (B, T, r, d)
+        return UpdaterOutput(self._factors(all_states), M)
+
+    @staticmethod
+    def _chunk(k: Tensor, v: Tensor, beta: Tensor, M0: Tensor) -> Tensor:
+        """Memories after each position of one chunk (B, C, r, d), from M0 (B, r, d)."""
+        C = k.shape[1]
+        strict = torch.ones(C, C, dtype=torch.bool, device=k.device).tril(-1)
+        L = (beta[..., None] * (k @ k.transpose(1, 2))).masked_fill(~strict, 0.0)
+        eye = torch.eye(C, dtype=k.dtype, device=k.device)
+        rhs = beta[..., None] * (v - k @ M0)  # (B, C, d)
+        U = torch.linalg.solve_triangular(eye + L, rhs, upper=False, unitriangular=True)
+        writes = k[..., :, None] * U[..., None, :]  # (B, C, r, d)
+        return M0[:, None] + torch.cumsum(writes, dim=1)
+
+    def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
+        M = self.initial_state(x_t.shape[0]) if state is None else state
+        k, v, beta = self._inputs(x_t)  # (B, r), (B, d), (B,)
+        error = v - (M * k[..., None]).sum(1)  # v - M^T k
+        M = M + beta[:, None, None] * k[..., None] * error[:, None, :]
+        return UpdaterOutput(self._factors(M), M)

@@ -1,0 +1,43 @@
+"""The fact-retrieval family: do facts survive after they leave the attention window?
+
+Tests the "parameter updater expert" idea (the preprint of the seed ``000_c6ecacb1df0f8636``):
+an updater writes LoRA factors into the experts of a frozen MoE transformer while it reads, so
+that facts outside the sliding attention window can still be recalled. The base is pre-trained
+once per (spec, seed) on facts inside the window (the prepared artefact) and frozen; each updater
+is trained on top of it and evaluated in context, persistently (state saved, everything reset)
+and for capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suite.contract import TaskInfo
+from suite.seeding import RunSeeds
+from suite.tasks.families.facts import protocol
+from suite.tasks.families.facts.pretrain import pretrain
+from suite.tasks.families.facts.spec import FactsSpec
+from suite.tasks.family import Artifact, RunContext, RunOutput, TaskFamily, register_family
+
+
+@register_family
+class FactsFamily(TaskFamily[FactsSpec]):
+    name = "facts"
+    spec_model = FactsSpec
+    gate_kind = "updater"
+    description = (
+        "Facts read once, queried after they left the attention window: can an updater that "
+        "writes fast weights into the experts keep them?"
+    )
+
+    def task_info(self, spec: FactsSpec) -> TaskInfo:
+        return protocol.task_info(spec)
+
+    def prepare(self, spec: FactsSpec, seeds: RunSeeds) -> Artifact:
+        return pretrain(spec, seeds)
+
+    def run(self, spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
+        return protocol.run(spec, gate, ctx)
+
+    def eval_dataset(self, spec: FactsSpec, seeds: RunSeeds) -> Any:
+        return protocol.eval_dataset(spec, seeds.data)

@@ -1,0 +1,87 @@
+"""The frozen base: built and pre-trained once per (spec, seed) on the in-context task.
+
+Pre-training episodes keep every fact inside the attention window (gaps of 0..``max_gap``), so
+the base learns to retrieve what it can see; what it cannot see is the updater's job. The state
+dict is the family's prepared artefact; the base's final in-context accuracy travels with it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from suite.seeding import RunSeeds, derive_seed, generator, seeded_global_rng
+from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.data import IGNORE, draw_episodes, episode_seed
+from suite.tasks.families.facts.spec import FactsSpec
+from suite.tasks.families.facts.vocab import Vocab
+
+ACCURACY_KEY = "pretrain_accuracy"  # a tensor beside the weights in the artefact
+
+
+def vocab_of(spec: FactsSpec) -> Vocab:
+    d = spec.data
+    return Vocab(d.n_entities, d.n_values, d.n_fillers)
+
+
+def build_base(spec: FactsSpec) -> BaseModel:
+    m = spec.model
+    return BaseModel(
+        vocab_of(spec).size,
+        m.d_model,
+        m.n_layers,
+        m.n_heads,
+        m.d_ff,
+        m.n_experts,
+        spec.data.window,
+        m.clamp,
+    )
+
+
+def answer_accuracy(logits: torch.Tensor, labels: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """Per scored position: 1 where the best *value* word is the answer (chance 1/n_values)."""
+    mask = labels != IGNORE
+    values = logits[mask][:, vocab.value0 : vocab.value0 + vocab.n_values]
+    return (values.argmax(-1) + vocab.value0 == labels[mask]).float()
+
+
+def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
+    vocab = vocab_of(spec)
+    p, d = spec.pretrain, spec.data
+    with seeded_global_rng(seeds.derive("base-init")):
+        base = build_base(spec)
+    opt = torch.optim.AdamW(base.parameters(), lr=p.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.05
+    )
+    data_seed = seeds.derive("base-data")
+    gaps = torch.randint(0, p.max_gap + 1, (p.steps,), generator=generator(data_seed))
+    recent: list[torch.Tensor] = []
+    for step in range(p.steps):
+        episodes = draw_episodes(
+            vocab, p.batch_size, d.n_facts, int(gaps[step]), d.n_queries,
+            episode_seed(data_seed, "pretrain", step), d.overwrites,
+        )  # fmt: skip
+        tokens, labels = episodes.in_context()
+        logits = base(tokens)
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        if step >= p.steps - 20:
+            recent.append(answer_accuracy(logits.detach(), labels, vocab).mean())
+    state = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    state[ACCURACY_KEY] = torch.stack(recent).mean()
+    return state
+
+
+def load_base(spec: FactsSpec, artifact: dict[str, torch.Tensor]) -> tuple[BaseModel, float]:
+    """The frozen base from its artefact, and its pre-training accuracy."""
+    weights = {k: v for k, v in artifact.items() if k != ACCURACY_KEY}
+    with seeded_global_rng(derive_seed("facts", "base-shell")):  # overwritten by the weights
+        base = build_base(spec)
+    base.load_state_dict(weights)
+    base.requires_grad_(False)
+    base.eval()
+    return base, float(artifact[ACCURACY_KEY])

@@ -1,0 +1,257 @@
+"""Training an updater on the frozen base, and the three evaluation modes.
+
+* ``in_context``: support, gap and queries in one sequence (the training layout).
+* ``persistent``: read the support alone, keep the updater's state, then answer the queries in a
+  fresh sequence from that state. Both sequences are read by *fresh copies* of the trained gate,
+  so nothing the gate keeps outside its state survives the reset. A control answers each episode
+  from another episode's state: an honest updater is at chance there, and one that answers
+  correctly anyway has carried the facts some other way (``LeakError``).
+* ``capacity``: several reads accumulate N facts into one state, then every fact is queried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import Tensor
+
+from suite.contract import State, TaskInfo, UpdaterOutput
+from suite.gates.kinds import check_forward, kinds
+from suite.gates.proxy import release, side_twin
+from suite.gates.wire import map_tensors
+from suite.tasks.columns import fingerprint, to_dataset
+from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.data import (
+    IGNORE,
+    QUERY_LEN,
+    Episodes,
+    draw_episodes,
+    episode_seed,
+)
+from suite.tasks.families.facts.pretrain import answer_accuracy, load_base, vocab_of
+from suite.tasks.families.facts.spec import FactsSpec
+from suite.tasks.family import ArrayResult, RunContext, RunOutput
+from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
+
+LEAK_P_VALUE = 1e-6  # the control's binomial test against chance
+
+
+class LeakError(RuntimeError):
+    """The gate answered persistent queries from another episode's state: it leaks."""
+
+
+def task_info(spec: FactsSpec) -> TaskInfo:
+    m = spec.model
+    return TaskInfo(
+        d_model=m.d_model,
+        n_experts=m.n_experts,
+        seq_len=spec.data.seq_len,
+        kind="updater",
+        extras={
+            "rank": m.rank,
+            "adapted": [[m.d_model, m.d_ff], [m.d_ff, m.d_model]],
+            "vocab_size": vocab_of(spec).size,
+        },
+    )
+
+
+def read(
+    base: BaseModel, gate: Any, tokens: Tensor, info: TaskInfo, state: State = None
+) -> tuple[Tensor, UpdaterOutput]:
+    """Logits of the base adapted by the gate's fast weights, and the gate's output."""
+    with torch.no_grad():
+        x, u = base.trunk(tokens)
+    out = kinds.get("updater").forward(gate, u, state)
+    check_forward(gate, out, info, tokens.shape[0], tokens.shape[1])
+    return base.finish(x, u, out.factors), out
+
+
+def eval_episodes(spec: FactsSpec, data_seed: int, index: int, n_facts: int, n_queries: int):
+    d = spec.data
+    return draw_episodes(
+        vocab_of(spec), spec.eval.batch_size, n_facts, d.gap, n_queries,
+        episode_seed(data_seed, f"eval-{n_facts}", index), d.overwrites,
+    )  # fmt: skip
+
+
+def eval_dataset(spec: FactsSpec, data_seed: int):
+    """The in-context evaluation episodes as a Dataset."""
+    tokens, labels = zip(
+        *(
+            eval_episodes(spec, data_seed, i, spec.data.n_facts, spec.data.n_queries).in_context()
+            for i in range(spec.eval.batches)
+        ),
+        strict=True,
+    )
+    return to_dataset(_columns(list(tokens), list(labels)))
+
+
+def _columns(tokens: list[Tensor], labels: list[Tensor]) -> dict[str, np.ndarray]:
+    return {
+        "tokens": torch.cat(tokens).numpy().astype(np.int16),
+        "labels": torch.cat(labels).numpy().astype(np.int16),
+    }
+
+
+class Evaluator:
+    """The evaluation modes of one trained gate; every episode is read by fresh copies of it."""
+
+    def __init__(self, spec: FactsSpec, base: BaseModel, snapshot: Any, ctx: RunContext):
+        self.spec, self.base, self.snapshot, self.ctx = spec, base, snapshot, ctx
+        self.info = task_info(spec)
+        self.vocab = vocab_of(spec)
+        self.device = ctx.device
+
+    def _fresh_read(self, tokens: Tensor, state: State = None) -> tuple[Tensor, UpdaterOutput]:
+        gate = side_twin(self.snapshot)
+        try:
+            return read(self.base, gate, tokens.to(self.device), self.info, state)
+        finally:
+            release(gate)
+
+    def in_context(self) -> dict[str, Any]:
+        spec, d = self.spec, self.spec.data
+        correct, distance, over, tokens, labels = [], [], [], [], []
+        for i in range(spec.eval.batches):
+            ep = eval_episodes(spec, self.ctx.seeds.data, i, d.n_facts, d.n_queries)
+            seq, lab = ep.in_context()
+            logits, _ = self._fresh_read(seq)
+            correct.append(answer_accuracy(logits.cpu(), lab, self.vocab).view(-1, d.n_queries))
+            distance.append(ep.distances())
+            over.append(ep.overwritten)
+            tokens.append(seq)
+            labels.append(lab)
+        hits, dist, overwritten = torch.cat(correct), torch.cat(distance), torch.cat(over)
+        out: dict[str, Any] = {"acc_in_context": hits.mean().item()}
+        if d.overwrites:
+            out["acc_overwritten"] = hits[overwritten].mean().item()
+        out["acc_by_distance"] = self._by_distance(hits, dist)
+        out["fingerprint"] = fingerprint(_columns(tokens, labels))
+        return out
+
+    def _by_distance(self, hits: Tensor, dist: Tensor) -> ArrayResult:
+        """Accuracy at every distance the layout allows (NaN where no query fell)."""
+        d = self.spec.data
+        start = d.support_len + d.gap
+        possible = sorted(
+            {start + QUERY_LEN * q + 1 - (2 * i + 1)
+             for q in range(d.n_queries) for i in range(d.n_facts + d.overwrites)}
+        )  # fmt: skip
+        index = torch.searchsorted(torch.tensor(possible), dist.flatten())
+        n = torch.bincount(index, minlength=len(possible)).double()
+        k = torch.bincount(index, weights=hits.flatten().double(), minlength=len(possible))
+        acc = torch.where(n > 0, k / n.clamp(min=1), torch.nan)
+        return ArrayResult(acc, {"distance": possible})
+
+    def _answer(self, ep: Episodes, state: State, reads: list[Tensor] | None = None) -> Tensor:
+        """Per-query correctness of answering ``ep``'s queries in fresh sequences from ``state``."""
+        n_q = self.spec.data.n_queries
+        hits = []
+        for part, lab in zip(
+            ep.queries.split(QUERY_LEN * n_q, dim=1), ep.labels.split(QUERY_LEN * n_q, dim=1),
+            strict=True,
+        ):  # fmt: skip
+            logits, _ = self._fresh_read(part, state)
+            hits.append(answer_accuracy(logits.cpu(), lab, self.vocab).view(lab.shape[0], -1))
+        return torch.cat(hits, dim=1)
+
+    def _saved_state(self, ep: Episodes) -> State:
+        """The state after reading the support, n_facts facts per fresh sequence (and a fresh
+        copy of the gate per sequence: only the state goes from one read to the next)."""
+        state = None
+        for part in ep.support.split(2 * self.spec.data.n_facts, dim=1):
+            state = self._fresh_read(part, state)[1].state
+        return state
+
+    def persistent(self, n_facts: int, n_queries: int, purpose: str) -> tuple[float, float]:
+        """Accuracy from the saved state, and from another episode's state (the leak control)."""
+        hits, control = [], []
+        for i in range(self.spec.eval.batches):
+            ep = eval_episodes(self.spec, self.ctx.seeds.data, i, n_facts, n_queries)
+            state = self._saved_state(ep)
+            hits.append(self._answer(ep, state))
+            other = map_tensors(state, lambda t: t.roll(1, dims=0) if t.dim() else t)
+            control.append(self._answer(ep, other))
+        acc, shuffled = torch.cat(hits), torch.cat(control)
+        self._check_leak(shuffled, purpose)
+        return acc.mean().item(), shuffled.mean().item()
+
+    def _check_leak(self, shuffled: Tensor, purpose: str) -> None:
+        chance = 1.0 / self.spec.data.n_values
+        k, n = int(shuffled.sum()), shuffled.numel()
+        if n and stats.binomtest(k, n, chance, alternative="greater").pvalue < LEAK_P_VALUE:
+            raise LeakError(
+                f"{purpose}: answered from another episode's saved state, the gate is right on "
+                f"{k} of {n} queries (chance {chance:.3f}): the facts reached the answers some "
+                "way other than the state the updater returned (a module-level variable, a "
+                "file, ...). Keep everything an episode writes in the returned state."
+            )
+
+
+def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
+    if ctx.artifact is None:
+        raise RuntimeError("the facts family needs its pre-trained base (prepared artefact)")
+    base, base_accuracy = load_base(spec, ctx.artifact)
+    base.to(ctx.device)
+    vocab, d, t = vocab_of(spec), spec.data, spec.train
+    info = task_info(spec)
+    optimizer = make_optimizer(t.lr, [gate])
+    arrays: dict[str, ArrayResult] = {}
+    gate.train()
+    if optimizer is not None:
+        losses = torch.zeros(t.steps)
+        for step in range(t.steps):
+            ep = draw_episodes(
+                vocab, t.batch_size, d.n_facts, d.gap, d.n_queries,
+                episode_seed(ctx.seeds.data, "train", step), d.overwrites,
+            )  # fmt: skip
+            tokens, labels = (z.to(ctx.device) for z in ep.in_context())
+            logits, out = read(base, gate, tokens, info)
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+            if out.aux_loss is not None:
+                loss = loss + out.aux_loss
+            losses[step] = check_finite(loss, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            ctx.tick(step + 1, t.steps)
+        steps, values = thin(losses)
+        arrays["train_loss"] = ArrayResult(values, {"step": steps})
+    gate.eval()
+    snapshot = side_twin(gate)  # the trained gate, before it reads any evaluation episode
+    metrics: dict[str, float] = {}
+    diagnostics: dict[str, Any] = {"base_in_context_accuracy": base_accuracy}
+    try:
+        evaluator = Evaluator(spec, base, snapshot, ctx)
+        with torch.no_grad():
+            fp = ""
+            if "in_context" in spec.eval.modes:
+                found = evaluator.in_context()
+                fp = found.pop("fingerprint")
+                arrays["acc_by_distance"] = found.pop("acc_by_distance")
+                metrics.update(found)
+            if "persistent" in spec.eval.modes:
+                acc, shuffled = evaluator.persistent(d.n_facts, d.n_queries, "persistent")
+                metrics["acc_persistent"] = acc
+                diagnostics["persistent_other_state_accuracy"] = shuffled
+            if spec.eval.capacity and "capacity" in spec.eval.modes:
+                curve = [evaluator.persistent(n, n, f"capacity {n}")[0] for n in spec.eval.capacity]
+                arrays["acc_capacity"] = ArrayResult(curve, {"facts": list(spec.eval.capacity)})
+                metrics["acc_capacity_max"] = curve[-1]
+    finally:
+        release(snapshot)
+    diagnostics.update(diagnostics_summary(gate.diagnostics()))
+    notes = []
+    if base_accuracy < 0.9:
+        notes.append(
+            f"the frozen base retrieves only {base_accuracy:.1%} of in-window facts after "
+            "pre-training; every accuracy here is bounded by it"
+        )
+    wanted = {k: v for k, v in metrics.items() if k in spec.metrics}
+    return RunOutput(
+        metrics=wanted, arrays=arrays, diagnostics=diagnostics, notes=notes, data_fingerprint=fp
+    )

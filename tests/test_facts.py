@@ -1,0 +1,238 @@
+"""The facts family: updater forms agree, the persistent mode really resets, the base stays
+frozen, leaks are detected, and a smoke sweep runs and repeats bit for bit."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor
+
+from suite.contract import State, TaskInfo, UpdaterGate, UpdaterOutput
+from suite.gates.conformance import run_conformance
+from suite.gates.entries import GateEntry, get_gate
+from suite.gates.kinds import kinds
+from suite.results.aggregate import aggregate
+from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks.families.facts import protocol
+from suite.tasks.families.facts.data import IGNORE, QUERY_LEN, draw_episodes
+from suite.tasks.families.facts.pretrain import vocab_of
+from suite.tasks.family import RunContext, get_family
+from suite.website.site import render_site
+
+UPDATERS = ["no-updater", "lerp", "lerp-scan", "delta-rule"]
+
+
+def small_info(rank: int = 3) -> TaskInfo:
+    return TaskInfo(
+        d_model=8, n_experts=4, seq_len=12, kind="updater",
+        extras={"rank": rank, "adapted": [[8, 6], [6, 8]], "vocab_size": 20},
+    )  # fmt: skip
+
+
+def _lively(gate: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Random weights everywhere (zero-initialised B factors would hide differences)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in gate.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+    return gate
+
+
+def _outputs_and_grads(gate, x: Tensor, sequential: bool) -> tuple[Tensor, list[Tensor]]:
+    kind = kinds.get("updater")
+    x = x.clone().requires_grad_(True)
+    if sequential:
+        y, _ = kind.stream(gate, x)
+    else:
+        y = kind.per_position(gate(x))
+    weights = torch.linspace(-1, 1, y.shape[-1], dtype=y.dtype)
+    grads = torch.autograd.grad((y * weights).sum(), [x, *gate.parameters()])
+    return y.detach(), [g.detach() for g in grads]
+
+
+@pytest.mark.parametrize(
+    ("parallel", "sequential"),
+    [("lerp-scan", "lerp"), ("delta-rule", "delta-rule"), ("lerp", "lerp-scan")],
+)
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-5)])
+def test_parallel_and_sequential_forms_agree_in_values_and_gradients(
+    parallel, sequential, dtype, tol
+):
+    """lerp-scan's log-space scan against lerp's loop and against step; the delta rule's
+    chunkwise form against its step recurrence (T not a multiple of the chunk)."""
+    info = small_info()
+    with seeded_global_rng(0):
+        a = _lively(get_gate(parallel).build(info)).to(dtype)
+    with seeded_global_rng(0):
+        b = _lively(get_gate(sequential).build(info)).to(dtype)
+    x = torch.randn(3, 21, 8, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    ya, ga = _outputs_and_grads(a, x, sequential=False)
+    yb, gb = _outputs_and_grads(b, x, sequential=(parallel == sequential))
+    scale = 1 + ya.abs().max()
+    assert (ya - yb).abs().max() <= tol * scale
+    for u, v in zip(ga, gb, strict=True):
+        assert (u - v).abs().max() <= tol * (1 + u.abs().max())
+
+
+def test_the_scan_stays_finite_where_the_masked_triangle_would_overflow():
+    """Masking after exp overflows for long sequences with small beta; the scan masks first."""
+    info = small_info()
+    with seeded_global_rng(0):
+        gate = get_gate("lerp-scan").build(info)
+    with torch.no_grad():
+        gate.beta.bias.fill_(-30.0)  # log(1 - beta) ~ 0, but log(beta) ~ -30 per step
+        gate.beta.weight.zero_()
+    x = torch.randn(2, 400, 8, requires_grad=True)
+    y = kinds.get("updater").per_position(gate(x))
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("gate_id", UPDATERS)
+def test_every_updater_passes_conformance(gate_id):
+    report = run_conformance(get_gate(gate_id), small_info(), None, seed=0)
+    assert report.verdict == "ranked", report.reason()
+
+
+class PeekingUpdater(UpdaterGate):
+    """Writes the *next* position's hidden state: not causal."""
+
+    def __init__(self, info: TaskInfo) -> None:
+        super().__init__(info)
+        self.inner = get_gate("lerp-scan").build(info)
+
+    def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
+        return self.inner(torch.roll(x, -1, dims=1), state)
+
+    def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
+        return self.inner.step(x_t, state)
+
+
+def test_a_peeking_updater_is_rejected():
+    entry = GateEntry("test-peeking-updater", PeekingUpdater, {}, "peeks", origin="test")
+    report = run_conformance(entry, small_info(), None, seed=0)
+    assert report.verdict == "rejected"
+    assert "causality" in report.reason()
+
+
+# -- the facts protocol ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tasks):
+    return tasks["facts/sliding-window"].for_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def prepared(smoke):
+    seeds = RunSeeds(smoke.master_seed, smoke.id, 0)
+    return seeds, get_family("facts").prepare(smoke, seeds)
+
+
+def test_episodes_hold_their_invariants(smoke):
+    vocab = vocab_of(smoke)
+    ep = draw_episodes(vocab, 64, 6, 5, 4, seed=3, overwrites=2)
+    facts = ep.support.view(64, -1, 2)
+    entities, values = facts[..., 0], facts[..., 1]
+    first = entities[:, :6]
+    assert all(len(set(row.tolist())) == 6 for row in first)  # distinct keys in a read
+    assert torch.equal(entities[:, 6:], first[:, :2])  # the overwrites re-assign earlier keys
+    assert (values[:, 6:] != values[:, :2]).all()  # ... with a different value
+    queries = ep.queries.view(64, -1, QUERY_LEN)
+    labels = ep.labels.view(64, -1, QUERY_LEN)
+    assert (labels[..., 0] == IGNORE).all() and (labels[..., 2] == IGNORE).all()
+    for b in range(64):
+        latest = {int(e): int(v) for e, v in zip(entities[b], values[b], strict=True)}
+        for q in range(4):
+            assert int(labels[b, q, 1]) == latest[int(queries[b, q, 1])]  # the latest value
+    assert ep.overwritten.any(dim=1).all()  # overwritten keys are asked
+    again = draw_episodes(vocab, 64, 6, 5, 4, seed=3, overwrites=2)
+    assert torch.equal(again.queries, ep.queries) and torch.equal(again.gap, ep.gap)
+
+
+def test_the_base_stays_frozen_through_updater_training(smoke, prepared, monkeypatch):
+    seeds, artifact = prepared
+    before = {k: v.clone() for k, v in artifact.items()}
+    used = []
+    original = protocol.load_base
+
+    def spy(spec, art):
+        base, accuracy = original(spec, art)
+        used.append(base)
+        return base, accuracy
+
+    monkeypatch.setattr(protocol, "load_base", spy)
+    with seeded_global_rng(seeds.init):
+        gate = get_gate("lerp-scan").build(protocol.task_info(smoke))
+    protocol.run(smoke, gate, RunContext(seeds=seeds, artifact=artifact))
+    after = used[0].state_dict()
+    for name, tensor in before.items():
+        assert torch.equal(artifact[name], tensor)
+        if name in after:
+            assert torch.equal(after[name], tensor), name
+
+
+class RememberingUpdater(UpdaterGate):
+    """Keeps what it read in a Python attribute, outside the state it returns."""
+
+    seen: ClassVar[list[tuple[int, int]]] = []  # (id of the gate, calls it had before)
+
+    def __init__(self, info: TaskInfo) -> None:
+        super().__init__(info)
+        self.inner = get_gate("lerp-scan").build(info)
+        self.calls = 0
+
+    def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
+        if not self.training:
+            RememberingUpdater.seen.append((id(self), self.calls))
+        self.calls += 1
+        self.memory = x.detach()  # the smuggled copy
+        return self.inner(x, state)
+
+    def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
+        return self.inner.step(x_t, state)
+
+
+def test_every_evaluation_read_starts_from_the_trained_gate(smoke, prepared):
+    """Each sequence of the evaluation (reads, answers, controls) is read by a fresh copy of the
+    trained gate: an attribute written while reading the support is gone when answering."""
+    seeds, artifact = prepared
+    RememberingUpdater.seen.clear()
+    with seeded_global_rng(seeds.init):
+        gate = RememberingUpdater(protocol.task_info(smoke))
+    protocol.run(smoke, gate, RunContext(seeds=seeds, artifact=artifact))
+    trained_calls = smoke.train.steps
+    assert RememberingUpdater.seen
+    assert {calls for _, calls in RememberingUpdater.seen} == {trained_calls}
+    assert len({gate_id for gate_id, _ in RememberingUpdater.seen}) > 1
+
+
+def test_answers_from_another_episodes_state_must_be_at_chance(smoke, prepared):
+    seeds, artifact = prepared
+    base, _ = protocol.load_base(smoke, artifact)
+    evaluator = protocol.Evaluator(smoke, base, None, RunContext(seeds=seeds))
+    chance = 1.0 / smoke.data.n_values
+    at_chance = (torch.rand(4000, generator=torch.Generator().manual_seed(0)) < chance).float()
+    evaluator._check_leak(at_chance, "persistent")  # honest: no error
+    leaking = (torch.rand(4000, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    with pytest.raises(protocol.LeakError, match="another episode's saved state"):
+        evaluator._check_leak(leaking, "persistent")
+
+
+def test_a_smoke_sweep_runs_every_updater_and_repeats_bit_for_bit(sweep, tmp_path):
+    first, records = sweep(["facts/sliding-window"], UPDATERS, results=tmp_path / "a")
+    _, repeat = sweep(["facts/sliding-window"], UPDATERS, results=tmp_path / "b")
+    assert first.failed == 0 and first.ok == len(UPDATERS) * 2
+    results = {(r.gate.id, r.seed_index): r.deterministic_results() for r in records}
+    assert results == {(r.gate.id, r.seed_index): r.deterministic_results() for r in repeat}
+    for r in records:
+        assert set(r.metrics) == {"acc_in_context", "acc_persistent", "acc_capacity_max"}
+        assert r.provenance.artifact  # the record names the frozen base it ran on
+        assert r.diagnostics["base_in_context_accuracy"] >= 0
+    page = render_site(aggregate(records), records, tmp_path / "site").out
+    html = (page / "tasks" / "facts__sliding-window.html").read_text()
+    for curve in ("acc_capacity", "acc_by_distance"):  # both curves, with chance drawn
+        plot = html.split(f"{curve} on facts/sliding-window")[1].split("</svg>")[0]
+        assert '<g class="level"><title>chance: 0.018</title>' in plot
