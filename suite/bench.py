@@ -15,6 +15,9 @@
 6. Dask: a sweep (the default profile of ``transition/anticipation``, 4 gates × 5 seeds) on a
    LocalCluster of 1 worker and of 2 workers (one thread each), and the speed-up (goal: at least
    1.8 on 2 cores).
+7. The facts family: milliseconds per training step of each updater in the family's own loop at
+   the paper profile of ``facts/sliding-window`` (batch 16, T = 84, frozen base), and the ratio of
+   ``lerp`` (sequential) to ``lerp-scan`` (parallel), the preprint's 2.77x claim.
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -116,6 +119,41 @@ def scan_cost(T: int, batch: int, repeats: int = 20) -> tuple[float, float]:
             fn().sum().backward()
         timings.append((time.perf_counter() - started) / repeats * 1000.0)
     return timings[0], timings[1]
+
+
+FACTS_TASK = "facts/sliding-window"
+FACTS_GATES = ["no-updater", "lerp", "lerp-scan", "delta-rule", "gated-delta", "routed-updater"]
+
+
+def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25)) -> float:
+    """Milliseconds per training step of an updater on the frozen base: the difference of two
+    runs that train ``steps`` steps (evaluation and set-up cancel out)."""
+    from suite.tasks.families.facts.pretrain import ACCURACY_KEY, build_base
+
+    paper = next(t for t in load_all_tasks() if t.id == FACTS_TASK).for_profile("paper")
+    family = get_family(paper.family)
+    seeds = RunSeeds(0, FACTS_TASK, 0)
+    with seeded_global_rng(seeds.derive("bench")):  # speed does not depend on trained weights
+        artifact = dict(build_base(paper).state_dict())
+    artifact[ACCURACY_KEY] = torch.tensor(1.0)
+    timings = []
+    for n in (1, *steps):  # the first run warms up lazy imports and kernels
+        spec = paper.model_copy(update={
+            "train": paper.train.model_copy(update={"steps": n}),
+            "eval": paper.eval.model_copy(update={"batches": 1, "modes": ["in_context"]}),
+        })  # fmt: skip
+        with seeded_global_rng(seeds.init):
+            gate = get_gate(gate_id).build(family.task_info(spec))
+        started = time.perf_counter()
+        family.run(spec, gate, RunContext(seeds=seeds, artifact=artifact))
+        timings.append(time.perf_counter() - started)
+    return (timings[2] - timings[1]) / (steps[1] - steps[0]) * 1000.0
+
+
+def facts_step_costs() -> dict[str, float]:
+    costs = {g: updater_step_ms(g) for g in FACTS_GATES}
+    costs["lerp_over_lerp_scan"] = costs["lerp"] / costs["lerp-scan"]
+    return costs
 
 
 def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> tuple[float, int]:
@@ -247,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-dask", action="store_true", help="measure only Dask's 2-worker speed-up (item 6)"
     )
+    parser.add_argument(
+        "--only-facts", action="store_true", help="measure only the updaters' step costs (item 7)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -262,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_dask:
         one, two = dask_wall_time(1), dask_wall_time(2)
         print(json.dumps({"one_worker": one, "two_workers": two, "speed_up": one / two}))
+        return 0
+    if args.only_facts:
+        report["facts_step_ms"] = costs = facts_step_costs()
+        print(json.dumps(costs, indent=1))
         return 0
     if args.only_proxy:
         report["proxy_overhead"] = proxy = proxy_overhead()
@@ -302,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         f"pairs {proxy['ratio_min']:.2f}x to {proxy['ratio_max']:.2f}x (metrics identical: "
         f"{proxy['same_metrics']})"
     )
+    report["facts_step_ms"] = costs = facts_step_costs()
+    print("\nfacts/sliding-window (paper profile), ms per training step of each updater:")
+    for gate_id in FACTS_GATES:
+        print(f"  {gate_id:<16} {costs[gate_id]:8.1f}")
+    print(f"  lerp / lerp-scan: {costs['lerp_over_lerp_scan']:.2f}x (the preprint: 2.77x)")
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

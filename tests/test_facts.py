@@ -21,7 +21,10 @@ from suite.tasks.families.facts.pretrain import vocab_of
 from suite.tasks.family import RunContext, get_family
 from suite.website.site import render_site
 
-UPDATERS = ["no-updater", "lerp", "lerp-scan", "delta-rule"]
+UPDATERS = [
+    "no-updater", "lerp", "lerp-scan", "delta-rule", "gated-delta", "decay-delta",
+    "surprise-delta", "memory-surprise", "routed-updater", "routed-updater-beta", "gru-updater",
+]  # fmt: skip
 
 
 def small_info(rank: int = 3) -> TaskInfo:
@@ -54,7 +57,13 @@ def _outputs_and_grads(gate, x: Tensor, sequential: bool) -> tuple[Tensor, list[
 
 @pytest.mark.parametrize(
     ("parallel", "sequential"),
-    [("lerp-scan", "lerp"), ("delta-rule", "delta-rule"), ("lerp", "lerp-scan")],
+    [
+        ("lerp-scan", "lerp"),
+        ("delta-rule", "delta-rule"),
+        ("gated-delta", "gated-delta"),
+        ("decay-delta", "decay-delta"),
+        ("routed-updater-beta", "routed-updater-beta"),
+    ],
 )
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-8), (torch.float32, 1e-5)])
 def test_parallel_and_sequential_forms_agree_in_values_and_gradients(
@@ -129,6 +138,30 @@ def smoke(tasks):
 def prepared(smoke):
     seeds = RunSeeds(smoke.master_seed, smoke.id, 0)
     return seeds, get_family("facts").prepare(smoke, seeds)
+
+
+def test_multi_query_episodes_hold_mqar_invariants(tasks):
+    """Every key once per example, keys and values from disjoint vocabulary ranges, a query only
+    for a present key, labels only at answer positions (zoology's MQAR conventions)."""
+    spec = tasks["facts/multi-query"].for_profile("smoke")
+    vocab, d = vocab_of(spec), spec.data
+    ep = draw_episodes(vocab, 32, d.n_facts, d.gap, d.n_queries, seed=5)
+    pairs = ep.support.view(32, -1, 2)
+    keys, values = pairs[..., 0], pairs[..., 1]
+    assert all(len(set(row.tolist())) == d.n_facts for row in keys)
+    assert ((keys >= vocab.entity0) & (keys < vocab.value0)).all()
+    assert ((values >= vocab.value0) & (values < vocab.filler0)).all()
+    tokens, labels = ep.in_context()
+    scored = labels != IGNORE
+    assert scored.sum(1).eq(d.n_queries).all()
+    asked = tokens[:, :-1][scored[:, :-1]].view(32, -1)  # the token at each answer position
+    for b in range(32):
+        table = dict(zip(keys[b].tolist(), values[b].tolist(), strict=True))
+        assert set(asked[b].tolist()) <= set(table)  # queries only for present keys
+        assert [table[k] for k in asked[b].tolist()] == labels[b][scored[b]].tolist()
+    gap = tokens[:, 2 * d.n_facts : 2 * d.n_facts + d.gap]
+    assert ((gap >= vocab.filler0) & (gap < vocab.template0)).all()
+    assert not scored[:, : -3 * d.n_queries].any()  # nothing scored before the queries
 
 
 def test_episodes_hold_their_invariants(smoke):
@@ -231,8 +264,18 @@ def test_a_smoke_sweep_runs_every_updater_and_repeats_bit_for_bit(sweep, tmp_pat
         assert set(r.metrics) == {"acc_in_context", "acc_persistent", "acc_capacity_max"}
         assert r.provenance.artifact  # the record names the frozen base it ran on
         assert r.diagnostics["base_in_context_accuracy"] >= 0
+        if r.gate.id == "routed-updater":  # when does the router's updater slot write?
+            assert {"write_strength_support", "write_strength_gap"} <= set(r.diagnostics)
     page = render_site(aggregate(records), records, tmp_path / "site").out
     html = (page / "tasks" / "facts__sliding-window.html").read_text()
     for curve in ("acc_capacity", "acc_by_distance"):  # both curves, with chance drawn
         plot = html.split(f"{curve} on facts/sliding-window")[1].split("</svg>")[0]
         assert '<g class="level"><title>chance: 0.018</title>' in plot
+
+
+def test_overwrite_and_multi_query_tasks_run(sweep):
+    summary, records = sweep(["facts/overwrite", "facts/multi-query"], ["no-updater", "delta-rule"])
+    assert summary.failed == 0 and summary.ok == 8
+    by_task = {r.task.id: set(r.metrics) for r in records}
+    assert by_task["facts/overwrite"] == {"acc_in_context", "acc_overwritten", "acc_persistent"}
+    assert by_task["facts/multi-query"] == {"acc_in_context", "acc_persistent", "acc_capacity_max"}

@@ -74,33 +74,57 @@ class DeltaRuleUpdater(UpdaterGate):
             out += [A.expand(*lead, *A.shape), B]
         return tuple(out)
 
+    def _decay(self, h: Tensor) -> Tensor | None:
+        """log alpha_t, the memory's decay per position; None: no decay (the plain rule)."""
+        return None
+
     def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
         M = self.initial_state(x.shape[0]) if state is None else state
         k, v, beta = self._inputs(x)
+        log_alpha = self._decay(x)
         states = []
         for s in range(0, x.shape[1], self.chunk):
-            part = self._chunk(k[:, s : s + self.chunk], v[:, s : s + self.chunk],
-                               beta[:, s : s + self.chunk], M)  # fmt: skip
-            states.append(part)
-            M = part[:, -1]
-        all_states = torch.cat(states, dim=1)  # (B, T, r, d)
-        return UpdaterOutput(self._factors(all_states), M)
-
-    @staticmethod
-    def _chunk(k: Tensor, v: Tensor, beta: Tensor, M0: Tensor) -> Tensor:
-        """Memories after each position of one chunk (B, C, r, d), from M0 (B, r, d)."""
-        C = k.shape[1]
-        strict = torch.ones(C, C, dtype=torch.bool, device=k.device).tril(-1)
-        L = (beta[..., None] * (k @ k.transpose(1, 2))).masked_fill(~strict, 0.0)
-        eye = torch.eye(C, dtype=k.dtype, device=k.device)
-        rhs = beta[..., None] * (v - k @ M0)  # (B, C, d)
-        U = torch.linalg.solve_triangular(eye + L, rhs, upper=False, unitriangular=True)
-        writes = k[..., :, None] * U[..., None, :]  # (B, C, r, d)
-        return M0[:, None] + torch.cumsum(writes, dim=1)
+            part = slice(s, s + self.chunk)
+            decay = None if log_alpha is None else log_alpha[:, part]
+            states.append(chunk_states(k[:, part], v[:, part], beta[:, part], M, decay))
+            M = states[-1][:, -1]
+        return UpdaterOutput(self._factors(torch.cat(states, dim=1)), M)
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
         M = self.initial_state(x_t.shape[0]) if state is None else state
         k, v, beta = self._inputs(x_t)  # (B, r), (B, d), (B,)
-        error = v - (M * k[..., None]).sum(1)  # v - M^T k
+        log_alpha = self._decay(x_t)
+        if log_alpha is not None:
+            M = log_alpha.exp()[:, None, None] * M
+        error = v - (M * k[..., None]).sum(1)  # v - M^T k (of the decayed memory)
         M = M + beta[:, None, None] * k[..., None] * error[:, None, :]
         return UpdaterOutput(self._factors(M), M)
+
+
+def chunk_states(
+    k: Tensor, v: Tensor, beta: Tensor, M0: Tensor, log_alpha: Tensor | None = None
+) -> Tensor:
+    """Memories after each position of one chunk (B, C, r, d), from M0 (B, r, d).
+
+    With a decay alpha_t (Gated DeltaNet), M_t = alpha_t M_{t-1} + k_t u_t^T where
+    u_t = beta_t (v_t - alpha_t M_{t-1}^T k_t); unrolled from the chunk's start with
+    g_t = sum_{s<=t} log alpha_s, every factor is exp(g_t - g_i) <= 1, so nothing overflows:
+
+        (I + tril(diag(beta) (G o K K^T), -1)) U = diag(beta) (V - diag(e^g) K M0)
+        M_t = e^{g_t} M0 + sum_{i<=t} e^{g_t - g_i} k_i u_i^T
+    """
+    C = k.shape[1]
+    lower = torch.ones(C, C, dtype=torch.bool, device=k.device).tril()
+    if log_alpha is None:
+        decay = lower.to(k.dtype).expand(k.shape[0], C, C)
+        start = torch.ones_like(beta)
+    else:
+        g = torch.cumsum(log_alpha, dim=1)  # (B, C)
+        decay = torch.exp((g[:, :, None] - g[:, None, :]).masked_fill(~lower, float("-inf")))
+        start = g.exp()
+    L = (beta[..., None] * decay * (k @ k.transpose(1, 2))).tril(-1)
+    eye = torch.eye(C, dtype=k.dtype, device=k.device)
+    rhs = beta[..., None] * (v - start[..., None] * (k @ M0))  # (B, C, d)
+    U = torch.linalg.solve_triangular(eye + L, rhs, upper=False, unitriangular=True)
+    writes = torch.einsum("bti,bir,bid->btrd", decay, k, U)
+    return start[..., None, None] * M0[:, None] + writes

@@ -57,14 +57,19 @@ def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
     data_seed = seeds.derive("base-data")
     gaps = torch.randint(0, p.max_gap + 1, (p.steps,), generator=generator(data_seed))
     recent: list[torch.Tensor] = []
+    n_facts, n_queries = spec.pretrain_facts
     for step in range(p.steps):
         episodes = draw_episodes(
-            vocab, p.batch_size, d.n_facts, int(gaps[step]), d.n_queries,
+            vocab, p.batch_size, n_facts, int(gaps[step]), n_queries,
             episode_seed(data_seed, "pretrain", step), d.overwrites,
         )  # fmt: skip
         tokens, labels = episodes.in_context()
-        logits = base(tokens)
-        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        x, u = base.trunk(tokens)
+        at = (labels != IGNORE).nonzero()[:, 1].view(labels.shape[0], -1)  # scored positions
+        index = at[..., None].expand(-1, -1, x.shape[-1])
+        logits = base.finish(x.gather(1, index), u.gather(1, index))  # the last MoE on K only
+        labels = labels.gather(1, at)
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -60,14 +60,39 @@ def task_info(spec: FactsSpec) -> TaskInfo:
 
 
 def read(
-    base: BaseModel, gate: Any, tokens: Tensor, info: TaskInfo, state: State = None
-) -> tuple[Tensor, UpdaterOutput]:
-    """Logits of the base adapted by the gate's fast weights, and the gate's output."""
+    base: BaseModel,
+    gate: Any,
+    tokens: Tensor,
+    info: TaskInfo,
+    state: State = None,
+    labels: Tensor | None = None,
+) -> tuple[Tensor | None, UpdaterOutput]:
+    """The gate's output over ``tokens`` and, where ``labels`` are given, the adapted base's
+    logits at the scored positions only (B, K, V), in order: the rest of the sequence only feeds
+    the updater, so the experts and the head run on K positions instead of T."""
     with torch.no_grad():
         x, u = base.trunk(tokens)
     out = kinds.get("updater").forward(gate, u, state)
     check_forward(gate, out, info, tokens.shape[0], tokens.shape[1])
-    return base.finish(x, u, out.factors), out
+    if labels is None:
+        return None, out
+    at = scored_positions(labels)  # (B, K)
+
+    def pick(t: Tensor) -> Tensor:
+        index = at.view(*at.shape, *([1] * (t.dim() - 2))).expand(-1, -1, *t.shape[2:])
+        return t.gather(1, index)
+
+    return base.finish(pick(x), pick(u), tuple(pick(f) for f in out.factors)), out
+
+
+def scored_positions(labels: Tensor) -> Tensor:
+    """(B, K): the positions of each row's answers (every row scores the same number)."""
+    B = labels.shape[0]
+    return (labels != IGNORE).nonzero()[:, 1].view(B, -1)
+
+
+def scored_labels(labels: Tensor) -> Tensor:
+    return labels.gather(1, scored_positions(labels))
 
 
 def eval_episodes(spec: FactsSpec, data_seed: int, index: int, n_facts: int, n_queries: int):
@@ -106,10 +131,14 @@ class Evaluator:
         self.vocab = vocab_of(spec)
         self.device = ctx.device
 
-    def _fresh_read(self, tokens: Tensor, state: State = None) -> tuple[Tensor, UpdaterOutput]:
+    def _fresh_read(
+        self, tokens: Tensor, state: State = None, labels: Tensor | None = None
+    ) -> tuple[Tensor | None, UpdaterOutput]:
         gate = side_twin(self.snapshot)
         try:
-            return read(self.base, gate, tokens.to(self.device), self.info, state)
+            dev = self.device
+            lab = None if labels is None else labels.to(dev)
+            return read(self.base, gate, tokens.to(dev), self.info, state, lab)
         finally:
             release(gate)
 
@@ -119,8 +148,9 @@ class Evaluator:
         for i in range(spec.eval.batches):
             ep = eval_episodes(spec, self.ctx.seeds.data, i, d.n_facts, d.n_queries)
             seq, lab = ep.in_context()
-            logits, _ = self._fresh_read(seq)
-            correct.append(answer_accuracy(logits.cpu(), lab, self.vocab).view(-1, d.n_queries))
+            logits, _ = self._fresh_read(seq, labels=lab)
+            hits = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab)
+            correct.append(hits.view(-1, d.n_queries))
             distance.append(ep.distances())
             over.append(ep.overwritten)
             tokens.append(seq)
@@ -155,8 +185,9 @@ class Evaluator:
             ep.queries.split(QUERY_LEN * n_q, dim=1), ep.labels.split(QUERY_LEN * n_q, dim=1),
             strict=True,
         ):  # fmt: skip
-            logits, _ = self._fresh_read(part, state)
-            hits.append(answer_accuracy(logits.cpu(), lab, self.vocab).view(lab.shape[0], -1))
+            logits, _ = self._fresh_read(part, state, labels=lab)
+            found = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab)
+            hits.append(found.view(lab.shape[0], -1))
         return torch.cat(hits, dim=1)
 
     def _saved_state(self, ep: Episodes) -> State:
@@ -192,6 +223,22 @@ class Evaluator:
             )
 
 
+def by_part(spec: FactsSpec, diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A per-position ``write_strength`` over the training layout, as its mean on the support,
+    gap and query tokens: does the updater learn *when* to write?"""
+    found = dict(diagnostics)
+    write = found.pop("write_strength", None)
+    d = spec.data
+    if write is None or write.dim() != 1 or write.shape[0] != d.seq_len:
+        return diagnostics
+    edges = {"support": (0, d.support_len), "gap": (d.support_len, d.support_len + d.gap),
+             "queries": (d.support_len + d.gap, d.seq_len)}  # fmt: skip
+    for part, (start, end) in edges.items():
+        if end > start:
+            found[f"write_strength_{part}"] = write[start:end].float().mean()
+    return found
+
+
 def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
     if ctx.artifact is None:
         raise RuntimeError("the facts family needs its pre-trained base (prepared artefact)")
@@ -210,8 +257,8 @@ def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
                 episode_seed(ctx.seeds.data, "train", step), d.overwrites,
             )  # fmt: skip
             tokens, labels = (z.to(ctx.device) for z in ep.in_context())
-            logits, out = read(base, gate, tokens, info)
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+            logits, out = read(base, gate, tokens, info, labels=labels)
+            loss = F.cross_entropy(logits.flatten(0, 1), scored_labels(labels).flatten())
             if out.aux_loss is not None:
                 loss = loss + out.aux_loss
             losses[step] = check_finite(loss, step)
@@ -244,7 +291,7 @@ def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
                 metrics["acc_capacity_max"] = curve[-1]
     finally:
         release(snapshot)
-    diagnostics.update(diagnostics_summary(gate.diagnostics()))
+    diagnostics.update(diagnostics_summary(by_part(spec, gate.diagnostics())))
     notes = []
     if base_accuracy < 0.9:
         notes.append(

@@ -49,7 +49,7 @@ class FactsModel(StrictModel):
     d_ff: int = Field(32, gt=0, description="Hidden width of each expert.")
     n_experts: int = Field(4, ge=1)
     rank: int = Field(4, ge=1, description="Rank r of the updater's LoRA factors.")
-    clamp: float = Field(4.0, gt=0, description="Largest norm of one LoRA correction.")
+    clamp: float = Field(16.0, gt=0, description="Largest norm of one LoRA correction.")
 
     @model_validator(mode="after")
     def _heads(self) -> FactsModel:
@@ -65,6 +65,8 @@ class Pretrain(StrictModel):
     batch_size: int = Field(gt=0)
     lr: float = Field(gt=0)
     max_gap: int = Field(0, ge=0, description="Gaps drawn from 0..max_gap (inside the window).")
+    n_facts: int | None = Field(None, ge=1, description="Facts per episode (default: the task's).")
+    n_queries: int | None = Field(None, ge=1, description="Queries (default: the task's).")
 
 
 class FactsTrain(StrictModel):
@@ -149,6 +151,26 @@ class FactsSpec(TaskSpec):
         if not self.data.overwrites:
             drop.add("acc_overwritten")
         return {k: v for k, v in metrics.items() if k not in drop}
+
+    @property
+    def pretrain_facts(self) -> tuple[int, int]:
+        """(facts, queries) of a pre-training episode."""
+        p, d = self.pretrain, self.data
+        return p.n_facts or d.n_facts, p.n_queries or d.n_queries
+
+    @model_validator(mode="after")
+    def _pretraining_sees_its_facts(self) -> FactsSpec:
+        facts, queries = self.pretrain_facts
+        longest = 2 * (facts + self.data.overwrites) + self.pretrain.max_gap + 3 * queries
+        if queries > facts:
+            raise ValueError("pretrain.n_queries must be at most pretrain.n_facts")
+        if longest > self.data.window:
+            raise ValueError(
+                f"a pre-training episode spans up to {longest} tokens, more than data.window "
+                f"({self.data.window}): the base is pre-trained on facts inside its window; "
+                "lower pretrain.max_gap, pretrain.n_facts or pretrain.n_queries"
+            )
+        return self
 
     @model_validator(mode="after")
     def _capacity(self) -> FactsSpec:
