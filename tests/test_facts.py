@@ -279,3 +279,12 @@ def test_overwrite_and_multi_query_tasks_run(sweep):
     by_task = {r.task.id: set(r.metrics) for r in records}
     assert by_task["facts/overwrite"] == {"acc_in_context", "acc_overwritten", "acc_persistent"}
     assert by_task["facts/multi-query"] == {"acc_in_context", "acc_persistent", "acc_capacity_max"}
+
+
+def test_the_leak_control_swaps_episodes_whatever_the_state_layout():
+    batch_first = torch.arange(4.0)[:, None].expand(4, 3)
+    assert protocol.another_episode(batch_first, 4)[:, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
+    layers_first = torch.arange(4.0)[None, :, None].expand(1, 4, 3)  # (layers, B, H)
+    assert protocol.another_episode(layers_first, 4)[0, :, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
+    shared = torch.ones(7)  # no batch axis: not an episode's, left as it is
+    assert torch.equal(protocol.another_episode(shared, 4), shared)

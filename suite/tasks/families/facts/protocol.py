@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,13 @@ def _columns(tokens: list[Tensor], labels: list[Tensor]) -> dict[str, np.ndarray
     }
 
 
+def another_episode(t: Tensor, batch: int) -> Tensor:
+    """A state tensor with each episode's entry replaced by the previous episode's: rolled along
+    its first axis of the batch's size (states need not be batch-first)."""
+    axes = [i for i, n in enumerate(t.shape) if n == batch]
+    return t.roll(1, dims=axes[0]) if axes else t
+
+
 class Evaluator:
     """The evaluation modes of one trained gate; every episode is read by fresh copies of it."""
 
@@ -205,7 +213,7 @@ class Evaluator:
             ep = eval_episodes(self.spec, self.ctx.seeds.data, i, n_facts, n_queries)
             state = self._saved_state(ep)
             hits.append(self._answer(ep, state))
-            other = map_tensors(state, lambda t: t.roll(1, dims=0) if t.dim() else t)
+            other = map_tensors(state, partial(another_episode, batch=ep.queries.shape[0]))
             control.append(self._answer(ep, other))
         acc, shuffled = torch.cat(hits), torch.cat(control)
         self._check_leak(shuffled, purpose)

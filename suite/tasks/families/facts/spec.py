@@ -79,7 +79,9 @@ class FactsTrain(StrictModel):
 
 class FactsEval(StrictModel):
     batches: int = Field(gt=0, description="Evaluation batches per mode (and per capacity).")
-    batch_size: int = Field(gt=0)
+    batch_size: int = Field(
+        ge=2, description="Episodes per batch (2 or more: the leak control swaps their states)."
+    )
     modes: list[Mode] = Field(default_factory=lambda: ["in_context", "persistent"])
     capacity: list[int] = Field(
         default_factory=list, description="Facts accumulated before querying (capacity mode)."
