@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.updaters._factors import PREPRINT, PREPRINT_URL
-from baselines.updaters.delta_rule import DeltaRuleUpdater
+from baselines.updaters.gated_delta import GatedDeltaUpdater
 from suite.contract import TaskInfo
 from suite.gates.entries import register_gate
 
@@ -29,24 +29,17 @@ from suite.gates.entries import register_gate
     url=PREPRINT_URL,
     equation="M_t = alpha_t (M_{t-1} - beta k k^T M_{t-1}) + beta k v^T, beta a learned scalar",
 )
-class DecayDeltaUpdater(DeltaRuleUpdater):
+class DecayDeltaUpdater(GatedDeltaUpdater):
     def __init__(
         self, info: TaskInfo, chunk: int = 16, beta_init: float = 0.5, alpha_init: float = 0.99
     ) -> None:
-        super().__init__(info, chunk=chunk, beta_init=beta_init)
+        super().__init__(info, chunk=chunk, beta_init=beta_init, alpha_init=alpha_init)
         del self.beta
         self.beta_logit = nn.Parameter(torch.logit(torch.tensor(beta_init)))
-        self.alpha = nn.Linear(info.d_model, 1)
-        with torch.no_grad():
-            self.alpha.weight.mul_(0.1)
-            self.alpha.bias.fill_(float(torch.logit(torch.tensor(alpha_init))))
 
     def _inputs(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         k = F.normalize(self.key(h), dim=-1)
         return k, self.value(h), torch.sigmoid(self.beta_logit).expand(h.shape[:-1])
 
-    def _decay(self, h: Tensor) -> Tensor:
-        return F.logsigmoid(self.alpha(h))[..., 0]
-
     def diagnostics(self) -> dict[str, Tensor]:
-        return {"beta": torch.sigmoid(self.beta_logit.detach())}
+        return {"beta": torch.sigmoid(self.beta_logit.detach()), **super().diagnostics()}
