@@ -12,7 +12,6 @@ Chunkwise, with the decays folded into the triangular solve.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.updaters._factors import PREPRINT, PREPRINT_URL
@@ -38,8 +37,7 @@ class DecayDeltaUpdater(GatedDeltaUpdater):
         self.beta_logit = nn.Parameter(torch.logit(torch.tensor(beta_init)))
 
     def _inputs(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        k = F.normalize(self.key(h), dim=-1)
-        return k, self.value(h), torch.sigmoid(self.beta_logit).expand(h.shape[:-1])
+        return *self._keys_values(h), torch.sigmoid(self.beta_logit).expand(h.shape[:-1])
 
     def diagnostics(self) -> dict[str, Tensor]:
         return {"beta": torch.sigmoid(self.beta_logit.detach()), **super().diagnostics()}

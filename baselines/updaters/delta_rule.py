@@ -62,9 +62,11 @@ class DeltaRuleUpdater(UpdaterGate):
         w = self.value.weight
         return w.new_zeros(batch_size, self.rank, sum(self.d_out))
 
+    def _keys_values(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return F.normalize(self.key(h), dim=-1), self.value(h)
+
     def _inputs(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        k = F.normalize(self.key(h), dim=-1)
-        return k, self.value(h), torch.sigmoid(self.beta(h))[..., 0]
+        return *self._keys_values(h), torch.sigmoid(self.beta(h))[..., 0]
 
     def _factors(self, M: Tensor) -> tuple[Tensor, ...]:
         """(..., r, sum d_out) memories -> (A_0, B_0, A_1, B_1, ...) with A broadcast."""
@@ -80,25 +82,36 @@ class DeltaRuleUpdater(UpdaterGate):
 
     def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
         M = self.initial_state(x.shape[0]) if state is None else state
-        k, v, beta = self._inputs(x)
-        log_alpha = self._decay(x)
-        states = []
-        for s in range(0, x.shape[1], self.chunk):
-            part = slice(s, s + self.chunk)
-            decay = None if log_alpha is None else log_alpha[:, part]
-            states.append(chunk_states(k[:, part], v[:, part], beta[:, part], M, decay))
-            M = states[-1][:, -1]
-        return UpdaterOutput(self._factors(torch.cat(states, dim=1)), M)
+        states = memories(*self._inputs(x), M, self._decay(x), self.chunk)
+        return UpdaterOutput(self._factors(states), states[:, -1])
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
         M = self.initial_state(x_t.shape[0]) if state is None else state
-        k, v, beta = self._inputs(x_t)  # (B, r), (B, d), (B,)
-        log_alpha = self._decay(x_t)
-        if log_alpha is not None:
-            M = log_alpha.exp()[:, None, None] * M
-        error = v - (M * k[..., None]).sum(1)  # v - M^T k (of the decayed memory)
-        M = M + beta[:, None, None] * k[..., None] * error[:, None, :]
+        M = delta_step(M, *self._inputs(x_t), self._decay(x_t))
         return UpdaterOutput(self._factors(M), M)
+
+
+def memories(
+    k: Tensor, v: Tensor, beta: Tensor, M: Tensor, log_alpha: Tensor | None, chunk: int
+) -> Tensor:
+    """The memory after every position (B, T, r, d), chunk by chunk from M (B, r, d)."""
+    states = []
+    for s in range(0, k.shape[1], chunk):
+        part = slice(s, s + chunk)
+        decay = None if log_alpha is None else log_alpha[:, part]
+        states.append(chunk_states(k[:, part], v[:, part], beta[:, part], M, decay))
+        M = states[-1][:, -1]
+    return torch.cat(states, dim=1)
+
+
+def delta_step(
+    M: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_alpha: Tensor | None = None
+) -> Tensor:
+    """One position of the (gated) delta rule: M (B, r, d), k (B, r), v (B, d), beta (B,)."""
+    if log_alpha is not None:
+        M = log_alpha.exp()[:, None, None] * M
+    error = v - (M * k[..., None]).sum(1)  # v - M^T k (of the decayed memory)
+    return M + beta[:, None, None] * k[..., None] * error[:, None, :]
 
 
 def chunk_states(

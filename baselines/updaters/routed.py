@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from baselines.updaters._factors import PREPRINT, PREPRINT_URL, needs_adapted
-from baselines.updaters.delta_rule import DeltaRuleUpdater, chunk_states
+from baselines.updaters.delta_rule import DeltaRuleUpdater, delta_step, memories
 from suite.contract import State, TaskInfo, UpdaterOutput
 from suite.gates.entries import get_gate, register_gate
 
@@ -78,23 +78,13 @@ class RoutedUpdater(DeltaRuleUpdater):
         beta = self._write_strength(routed.logits)  # (B, T)
         if self.training:
             self.last_write = beta.detach().mean(0)
-        k, v = torch.nn.functional.normalize(self.key(x), dim=-1), self.value(x)
-        states = []
-        for s in range(0, x.shape[1], self.chunk):
-            part = slice(s, s + self.chunk)
-            states.append(chunk_states(k[:, part], v[:, part], beta[:, part], M))
-            M = states[-1][:, -1]
-        return UpdaterOutput(
-            self._factors(torch.cat(states, dim=1)), (M, routed.state), routed.aux_loss
-        )
+        states = memories(*self._keys_values(x), beta, M, None, self.chunk)
+        return UpdaterOutput(self._factors(states), (states[:, -1], routed.state), routed.aux_loss)
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
         M, router_state = self.initial_state(x_t.shape[0]) if state is None else state
         routed = self.router.step(x_t, router_state)
-        beta = self._write_strength(routed.logits)  # (B,)
-        k, v = torch.nn.functional.normalize(self.key(x_t), dim=-1), self.value(x_t)
-        error = v - (M * k[..., None]).sum(1)
-        M = M + beta[:, None, None] * k[..., None] * error[:, None, :]
+        M = delta_step(M, *self._keys_values(x_t), self._write_strength(routed.logits))
         return UpdaterOutput(self._factors(M), (M, routed.state))
 
     def diagnostics(self) -> dict[str, Tensor]:

@@ -13,7 +13,6 @@ recurrence position by position (kept sequential on purpose, as in the preprint)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.updaters._factors import PREPRINT, PREPRINT_URL
@@ -36,8 +35,7 @@ class SurpriseDeltaUpdater(DeltaRuleUpdater):
         self.surprise_scale = nn.Parameter(torch.tensor(1.0))
 
     def _write(self, M: Tensor, h_t: Tensor) -> Tensor:
-        k = F.normalize(self.key(h_t), dim=-1)  # (B, r)
-        v = self.value(h_t)  # (B, d)
+        k, v = self._keys_values(h_t)  # (B, r), (B, d)
         error = v - (M * k[..., None]).sum(1)  # (B, d)
         surprise = error.norm(dim=-1) / error.shape[-1] ** 0.5
         beta = torch.sigmoid(self.surprise_scale * surprise + self.beta(h_t)[..., 0])

@@ -96,6 +96,15 @@ def draw_episodes(
     )
 
 
+def scored_positions(labels: Tensor) -> Tensor:
+    """(B, K): the positions of each row's answers (every row scores the same number)."""
+    return (labels != IGNORE).nonzero()[:, 1].view(labels.shape[0], -1)
+
+
+def scored_labels(labels: Tensor) -> Tensor:
+    return labels.gather(1, scored_positions(labels))
+
+
 def episode_seed(data_seed: int, purpose: str, index: int) -> int:
     """The seed of one batch of episodes (e.g. ``("train", step)``, ``("eval", i)``)."""
     return derive_seed(data_seed, purpose, index)

@@ -12,7 +12,13 @@ import torch.nn.functional as F
 
 from suite.seeding import RunSeeds, derive_seed, generator, seeded_global_rng
 from suite.tasks.families.facts.base import BaseModel
-from suite.tasks.families.facts.data import IGNORE, draw_episodes, episode_seed
+from suite.tasks.families.facts.data import (
+    IGNORE,
+    draw_episodes,
+    episode_seed,
+    scored_labels,
+    scored_positions,
+)
 from suite.tasks.families.facts.spec import FactsSpec
 from suite.tasks.families.facts.vocab import Vocab
 
@@ -65,10 +71,9 @@ def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
         )  # fmt: skip
         tokens, labels = episodes.in_context()
         x, u = base.trunk(tokens)
-        at = (labels != IGNORE).nonzero()[:, 1].view(labels.shape[0], -1)  # scored positions
-        index = at[..., None].expand(-1, -1, x.shape[-1])
+        index = scored_positions(labels)[..., None].expand(-1, -1, x.shape[-1])
         logits = base.finish(x.gather(1, index), u.gather(1, index))  # the last MoE on K only
-        labels = labels.gather(1, at)
+        labels = scored_labels(labels)
         loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -27,11 +27,12 @@ from suite.gates.wire import map_tensors
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.facts.base import BaseModel
 from suite.tasks.families.facts.data import (
-    IGNORE,
     QUERY_LEN,
     Episodes,
     draw_episodes,
     episode_seed,
+    scored_labels,
+    scored_positions,
 )
 from suite.tasks.families.facts.pretrain import answer_accuracy, load_base, vocab_of
 from suite.tasks.families.facts.spec import FactsSpec
@@ -84,16 +85,6 @@ def read(
         return t.gather(1, index)
 
     return base.finish(pick(x), pick(u), tuple(pick(f) for f in out.factors)), out
-
-
-def scored_positions(labels: Tensor) -> Tensor:
-    """(B, K): the positions of each row's answers (every row scores the same number)."""
-    B = labels.shape[0]
-    return (labels != IGNORE).nonzero()[:, 1].view(B, -1)
-
-
-def scored_labels(labels: Tensor) -> Tensor:
-    return labels.gather(1, scored_positions(labels))
 
 
 def eval_episodes(spec: FactsSpec, data_seed: int, index: int, n_facts: int, n_queries: int):
