@@ -2,3 +2,34 @@
 
 WONG_2026 = "Wong (2026), Affinity Is Not Enough: Temporal, Precision and Anticipatory Routing"
 WONG_2026_URL = "https://arxiv.org/abs/2605.00604"
+
+# Continual learning (baselines/continual/)
+# The seeds give these two papers' titles but neither authors nor links: cite the titles only.
+MOSES = "Mixtures of SubExperts for Large Language Continual Learning (MoSEs, 2025)"
+MOSES_URL = ""
+WANG_L2P_2022 = "Wang et al. (2022), Learning to Prompt for Continual Learning (CVPR)"
+WANG_L2P_2022_URL = "https://arxiv.org/abs/2112.08654"
+WANG_OLORA_2023 = (
+    "Wang et al. (2023), Orthogonal Subspace Learning for Language Model Continual Learning"
+)
+WANG_OLORA_2023_URL = "https://arxiv.org/abs/2310.14152"
+DOU_2024 = (
+    "Dou et al. (2024), LoRAMoE: Alleviating World Knowledge Forgetting in Large Language "
+    "Models via MoE-Style Plugin"
+)
+DOU_2024_URL = "https://arxiv.org/abs/2312.09979"
+GRIP = (
+    "GRIP: Algorithm-Agnostic Machine Unlearning for Mixture-of-Experts via Geometric Router "
+    "Constraints (2026)"
+)
+GRIP_URL = ""
+SAHA_2021 = "Saha, Garg and Roy (2021), Gradient Projection Memory for Continual Learning (ICLR)"
+SAHA_2021_URL = "https://arxiv.org/abs/2103.09762"
+CHEN_2023 = (
+    "Chen et al. (2023), Lifelong Language Pretraining with Distribution-Specialized Experts"
+)
+CHEN_2023_URL = "https://arxiv.org/abs/2305.12281"
+KIRKPATRICK_2017 = (
+    "Kirkpatrick et al. (2017), Overcoming catastrophic forgetting in neural networks (PNAS)"
+)
+KIRKPATRICK_2017_URL = "https://arxiv.org/abs/1612.00796"

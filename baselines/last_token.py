@@ -26,6 +26,6 @@ from suite.gates.entries import register_gate
 class LastTokenGate(AffinityGate):
     @classmethod
     def supports(cls, info: TaskInfo, **hparams: Any) -> tuple[bool, str]:
-        if info.readout != "final":
+        if info.get("readout") != "final":
             return False, "a last-token control only differs from affinity on final-step readouts"
         return True, ""

@@ -34,7 +34,7 @@ class OracleGate(RouterGate):
 
     @classmethod
     def supports(cls, info: TaskInfo, **hparams: Any) -> tuple[bool, str]:
-        if info.target != "next-domain":
+        if info.get("target") != "next-domain":
             return False, "the oracle reads x[t+1]; it is a ceiling only for next-domain targets"
         return True, ""
 

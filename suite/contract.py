@@ -142,7 +142,8 @@ class Gate(nn.Module):
 
     ceiling: ClassVar[bool] = False
     """True for a causal labelled ceiling: a baseline that knows the task's generator (the
-    Bayes-optimal filter); it is built with the family's ``ceiling_info``, shown, never ranked."""
+    Bayes-optimal filter) or is trained outside the task's rules (all continual tasks at once);
+    it is built with the family's ``ceiling_info``, shown, never ranked."""
 
     kind: ClassVar[str] = ""
     """The gate kind ("router", "updater", ...); set by each kind's base class."""

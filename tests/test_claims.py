@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from suite.results.claims import judge, printed_resolution
 from suite.results.stats import summarize
 from suite.tasks.spec import Claim
@@ -48,3 +50,42 @@ def test_upper_bound_claims():
 def test_missing_and_too_few_seeds():
     assert judge(_claim(mean=1.0), None).verdict == "missing"
     assert judge(_claim(mean=1.0), summarize([1.0])).verdict == "inconclusive"
+
+
+def test_versus_claims_judge_the_paired_difference():
+    better = _claim(mean=0.0, versus="h", bound="at-least", tolerance=0.02)
+    assert better.subject == "g − h"
+    ahead = summarize([0.05, 0.07, 0.06, 0.04, 0.06])  # g - h per seed
+    behind = summarize([-0.10, -0.12, -0.11, -0.09, -0.10])
+    assert judge(better, ahead).verdict == "reproduced"
+    assert judge(better, behind).verdict == "contradicted"
+
+
+def test_versus_needs_a_gate():
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="versus"):
+        Claim(metric="m", interaction=("a", "b"), versus="h", mean=0.0, source="x")
+
+
+def test_aggregate_pairs_versus_claims_by_seed():
+    from suite.results.aggregate import aggregate
+    from tests.synthetic import synthetic_records
+
+    records = synthetic_records(n_gates=3, n_tasks=1, n_seeds=4)
+    names = sorted({r.gate.id for r in records} - {"affinity"})
+    claim = Claim(
+        gate=names[-1], versus="affinity", metric="acc", mean=0.0, bound="at-least",
+        source="synthetic",
+    )  # fmt: skip
+    for r in records:
+        r.task.claims[:] = [claim]
+    verdict = aggregate(records).tasks[0].claims[0]
+    by_seed = {
+        g: {r.seed_index: r.metrics["acc"] for r in records if r.gate.id == g}
+        for g in (names[-1], "affinity")
+    }
+    diffs = [by_seed[names[-1]][s] - by_seed["affinity"][s] for s in range(4)]
+    assert verdict.ours.n == 4
+    assert verdict.ours.mean == pytest.approx(sum(diffs) / 4)
+    assert verdict.verdict == "reproduced"

@@ -232,6 +232,11 @@ def _ablation(result: TaskResult) -> AblationResult | None:
     return AblationResult(factors, metric, baseline, cells, gains, interactions)
 
 
+def _cell(result: TaskResult, gate_id: str, metric: str) -> Cell | None:
+    gres = result.gates.get(gate_id)
+    return gres.cells.get(metric) if gres else None
+
+
 def _claims(result: TaskResult) -> list[ClaimVerdict]:
     task = result.task
     if task.spec_hash != task.paper_spec_hash:
@@ -240,9 +245,13 @@ def _claims(result: TaskResult) -> list[ClaimVerdict]:
     verdicts = []
     for claim in task.claims:
         ours: Summary | None = None
-        if claim.gate:
-            gres = result.gates.get(claim.gate)
-            cell = gres.cells.get(claim.metric) if gres else None
+        if claim.gate and claim.versus:
+            found = [_cell(result, g, claim.metric) for g in (claim.gate, claim.versus)]
+            if all(found):
+                label = f"claim/{task.id}/{claim.subject}/{claim.metric}"
+                ours = paired_delta(found[0].values, found[1].values, label)
+        elif claim.gate:
+            cell = _cell(result, claim.gate, claim.metric)
             ours = cell.summary if cell else None
         elif result.ablation is not None and claim.interaction is not None:
             for inter in result.ablation.interactions:

@@ -13,6 +13,8 @@ same distribution of runs. With d = ours - claimed:
   than two seeds of ours);
 * a claim with ``bound: at-most`` ("complete by step 600") is reproduced when the interval of d
   reaches 0 or below, contradicted when it lies wholly above the tolerance (``at-least`` mirrors);
+* a claim with ``versus`` ("better than seq-lora") is judged on the per-seed paired difference
+  gate - versus against its ``mean`` (a bound, so no paper spread and no printed resolution);
 * missing: the gate has no successful runs; not-comparable: the runs used other settings than the
   paper's (e.g. the smoke profile), so no verdict is given.
 """
@@ -63,7 +65,10 @@ class ClaimVerdict:
 
 
 def printed_resolution(value: float) -> float:
-    """Half a unit of the last decimal in the shortest printed form of ``value``."""
+    """Half a unit of the last decimal in the shortest printed form of ``value`` (0 for a
+    claim of exactly 0, whose printed precision a float does not keep)."""
+    if value == 0:
+        return 0.0
     exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent
     return 0.5 * 10.0 ** min(int(exponent), 0) if isinstance(exponent, int) else 0.0
 
@@ -76,12 +81,14 @@ def judge(claim: Claim, ours: Summary | None) -> ClaimVerdict:
         return ClaimVerdict(claim, "inconclusive", ours, detail="fewer than two seeds of ours")
     diff = ours.mean - claimed
     n_c, sd_c = claim.n, claim.sd
-    if n_c is not None and n_c >= 2 and sd_c is not None:
-        claim_var = sd_c**2 / n_c
-    else:
-        claim_var = ours.sd**2  # a single run of the paper: one more draw from our spread
+    if claim.versus is not None:  # a qualitative comparison: a bound, no run of the paper's
+        claim_var, printed = 0.0, 0.0
+    elif n_c is not None and n_c >= 2 and sd_c is not None:
+        claim_var, printed = sd_c**2 / n_c, printed_resolution(claimed)
+    else:  # a single run of the paper: one more draw from our spread
+        claim_var, printed = ours.sd**2, printed_resolution(claimed)
     se = math.sqrt(ours.sd**2 / ours.n + claim_var)
-    half = t_quantile(0.5 + LEVEL / 2.0, ours.n - 1) * se + printed_resolution(claimed)
+    half = t_quantile(0.5 + LEVEL / 2.0, ours.n - 1) * se + printed
     low, high = diff - half, diff + half
     tolerance = claim.tolerance
     if tolerance is None:

@@ -59,7 +59,7 @@ def task_table(tres: TaskResult) -> list[str]:
         cell = gres.cells.get(primary)
         name = gres.gate.id
         if gres.status == "ceiling":
-            name += " (ceiling, non-causal)"
+            name += " (ceiling)" if gres.gate.causal else " (ceiling, non-causal)"
         elif gres.status == "partial":
             name += f" ({gres.n_ok}/{len(gres.records)} seeds ok)"
         if gres.status in ("failed", "rejected"):

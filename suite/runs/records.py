@@ -65,7 +65,8 @@ class GateRef(_Model):
     url: str = ""
     equation: str = ""
     causal: bool
-    ceiling: bool = False  # causal, but knows the generator: a labelled ceiling, never ranked
+    ceiling: bool = False  # causal, but a labelled ceiling (knows the generator, or sees every
+    # task at once): shown, never ranked
     params: dict[str, Any] = Field(default_factory=dict)
     authors: list[str] = Field(default_factory=list)
     source_hash: str

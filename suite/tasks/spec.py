@@ -85,6 +85,11 @@ class Claim(StrictModel):
 
     metric: str
     gate: str | None = None
+    versus: str | None = Field(
+        None,
+        description="Judge gate minus this gate, paired per seed (e.g. 'better than': mean 0, "
+        "bound at-least), instead of the gate's own value.",
+    )
     interaction: tuple[str, str] | None = None
     mean: float
     sd: float | None = Field(None, ge=0)
@@ -102,10 +107,14 @@ class Claim(StrictModel):
     def _one_subject(self) -> Claim:
         if (self.gate is None) == (self.interaction is None):
             raise ValueError("a claim names exactly one of 'gate' or 'interaction'")
+        if self.versus is not None and self.gate is None:
+            raise ValueError("'versus' compares two gates: name the claim's 'gate' too")
         return self
 
     @property
     def subject(self) -> str:
+        if self.gate and self.versus:
+            return f"{self.gate} − {self.versus}"
         return self.gate if self.gate else "×".join(self.interaction or ())
 
 
