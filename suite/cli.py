@@ -209,13 +209,13 @@ def _list(args: argparse.Namespace) -> int:
 def _print_report(
     results: Path, fmt: str, profile: str | None = None, task_ids: Sequence[str] = ()
 ) -> None:
-    from suite.results.aggregate import report_rows
+    from suite.results.aggregate import array_rows, report_rows
     from suite.results.loading import load_results
     from suite.results.report import render_text
 
     agg, _ = load_results(results, profile, task_ids)
     if fmt == "json":
-        print(json.dumps(report_rows(agg), indent=1))
+        print(json.dumps(report_rows(agg) + array_rows(agg), indent=1))
     else:
         print(render_text(agg))
 

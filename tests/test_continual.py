@@ -207,3 +207,15 @@ def test_a_submitted_router_runs_on_a_sequence(tmp_path, tasks):
     (record,) = [r for r in iter_records(options.results)]
     assert record.ok and record.gate.origin == "submission" and record.audits
     assert record.provenance.artifact and "bwt" in record.metrics
+
+
+def test_the_json_report_carries_the_matrices(sweep, tmp_path, smoke):
+    from suite.results.aggregate import array_rows
+
+    _, records = sweep([KV], ["moe-lora"], results=tmp_path / "r")
+    rows = {r["metric"]: r for r in array_rows(aggregate(records))}
+    R = rows["accuracy_matrix"]
+    assert R["kind"] == "matrix" and R["axes"] == ["after", "task"]
+    assert len(R["mean"]) == len(R["coords"]["after"]) == smoke.data.n_tasks + 1  # + the start
+    stability = rows["stability_matrix"]["mean"]
+    assert stability[0][1] is None and stability[1][0] is not None  # undefined above the diagonal

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from suite.results.arrays import ArrayCell, stack
+from suite.results.arrays import ArrayCell, nan_to_none, stack
 from suite.results.claims import ClaimVerdict, judge
 from suite.results.stats import (
     Ratio,
@@ -333,7 +333,7 @@ def _robustness(base: TaskResult, variant: TaskResult) -> list[RobustnessRow]:
 
 
 def report_rows(agg: Aggregate) -> list[dict[str, Any]]:
-    """The machine-readable report: one row per (task, gate, metric)."""
+    """The machine-readable report: one row per (task, gate, scalar metric)."""
     rows = []
     for tres in agg.tasks:
         for gres in tres.ordered_gates():
@@ -365,6 +365,36 @@ def report_rows(agg: Aggregate) -> list[dict[str, Any]]:
                         "profile": tres.profile,
                         "spec_hash": tres.task.spec_hash,
                         "causal": gres.gate.causal,
+                    }
+                )
+    return rows
+
+
+def array_rows(agg: Aggregate) -> list[dict[str, Any]]:
+    """Array metrics (curves, matrices such as the continual family's R) for the JSON report: per
+    (task, gate, metric) the element-wise mean, sd and 95% interval as nested lists (None where
+    undefined, e.g. above a matrix's diagonal), with the axes and their coordinates."""
+    rows = []
+    for tres in agg.tasks:
+        for gres in tres.ordered_gates():
+            for metric, arr in gres.arrays.items():
+                info = tres.task.metrics.get(metric)
+                rows.append(
+                    {
+                        "task": tres.task.id,
+                        "gate": gres.gate.id,
+                        "metric": metric,
+                        "kind": info.kind if info else "array",
+                        "axes": list(info.axes) if info else list(arr.coords),
+                        "coords": arr.coords,
+                        "mean": nan_to_none(arr.mean),
+                        "sd": None if arr.sd is None else nan_to_none(arr.sd),
+                        "ci_low": nan_to_none(arr.low),
+                        "ci_high": nan_to_none(arr.high),
+                        "n": arr.n.tolist(),
+                        "status": gres.status,
+                        "profile": tres.profile,
+                        "spec_hash": tres.task.spec_hash,
                     }
                 )
     return rows

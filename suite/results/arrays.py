@@ -24,6 +24,7 @@ class ArrayCell:
     high: np.ndarray
     n: np.ndarray  # seeds with a finite value, element-wise
     marks: dict[str, float] = field(default_factory=dict)
+    sd: np.ndarray | None = None  # element-wise sample sd over seeds
 
     @property
     def n_seeds(self) -> int:
@@ -56,7 +57,7 @@ def stack(metric: str, arrays: Iterable[ArrayValue]) -> ArrayCell | None:
     marks: dict[str, float] = {}
     for a in arrays:
         marks.update(a.marks)
-    return ArrayCell(metric, dict(first.coords), mean, mean - half, mean + half, n, marks)
+    return ArrayCell(metric, dict(first.coords), mean, mean - half, mean + half, n, marks, sd)
 
 
 def nan_to_none(values: Any) -> Any:
