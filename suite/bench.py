@@ -18,6 +18,11 @@
 7. The facts family: milliseconds per training step of each updater in the family's own loop at
    the paper profile of ``facts/sliding-window`` (batch 16, T = 84, frozen base), and the ratio of
    ``lerp`` (sequential) to ``lerp-scan`` (parallel), the preprint's 2.77x claim.
+8. MoE layer latency (``torch.utils.benchmark``, one thread, median of timed blocks after warm-up)
+   of the character LM's expert layer at Table 6's batch (256 × 63 tokens, d 64) and at 8 experts:
+   every expert mixed softly, top-k with sorted tokens and batched matmuls, the same top-k with a
+   Python loop over experts (the "looped MoE" that DSC's latency claim was measured against), and
+   a dense MLP with the same active parameters (hidden = k × the expert's).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -42,6 +47,7 @@ from suite.runs.provenance import hardware
 from suite.runs.setup import SweepOptions, default_workers
 from suite.runs.sweep import Sweep
 from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks.families.lm.efficiency import moe_latency, print_moe
 from suite.tasks.family import RunContext, get_family
 from suite.tasks.loading import load_all_tasks
 
@@ -288,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-facts", action="store_true", help="measure only the updaters' step costs (item 7)"
     )
+    parser.add_argument(
+        "--only-moe", action="store_true", help="measure only the MoE layer latencies (item 8)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -311,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_proxy:
         report["proxy_overhead"] = proxy = proxy_overhead()
         print(json.dumps(proxy, indent=1))
+        return 0
+    if args.only_moe:
+        report["moe_latency_ms"] = moe = moe_latency()
+        print_moe(moe)
         return 0
     print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
     for gate_id in TABLE5_GATES:
@@ -352,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     for gate_id in FACTS_GATES:
         print(f"  {gate_id:<16} {costs[gate_id]:8.1f}")
     print(f"  lerp / lerp-scan: {costs['lerp_over_lerp_scan']:.2f}x (the preprint: 2.77x)")
+    report["moe_latency_ms"] = moe = moe_latency()
+    print_moe(moe)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

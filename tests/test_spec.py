@@ -172,7 +172,7 @@ def test_select_tasks_by_prefix_family_and_typo(tasks):
     with pytest.raises(SpecError, match="Did you mean transition/anticipation"):
         select_tasks(all_tasks, ["transition/anticipatoin"])
     with pytest.raises(SpecError, match="No tasks in family"):
-        select_tasks(all_tasks, family="lm")
+        select_tasks(all_tasks, family="vision")
 
 
 def test_spec_contents_match_their_locked_versions():
@@ -191,3 +191,17 @@ def test_the_lock_catches_an_edit_without_a_version_bump(tasks, tmp_path):
     assert "bump 'version'" in lock_problems([edited], lock)[0]
     bumped = edited.model_copy(update={"version": 2})
     assert "not recorded yet" in lock_problems([bumped], lock)[0]
+
+
+def test_every_gate_a_spec_names_is_registered(tasks):
+    """Reference and ceiling gates and every claim's gates exist: a typo in a spec would otherwise
+    leave a task without its reference, or a claim forever 'missing'."""
+    from suite.gates.entries import all_gates
+
+    registered = {g.id for g in all_gates()}
+    for task in tasks.values():
+        named = {task.reference_gate, task.ceiling_gate}
+        for claim in task.claims:
+            named |= {claim.gate, claim.versus}
+        unknown = sorted(n for n in named if n is not None and n not in registered)
+        assert not unknown, f"{task.id} names gates that are not registered: {unknown}"

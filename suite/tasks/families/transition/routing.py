@@ -8,8 +8,6 @@ positions and batch) plus the gate's auxiliary loss; metrics are averaged over t
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,6 +15,7 @@ import torch.nn.functional as F
 from suite.contract import Feedback, RouterGate, TaskInfo, deliver_feedback
 from suite.gates.kinds import check_forward
 from suite.tasks.columns import fingerprint, to_dataset
+from suite.tasks.coverage import k_for_coverage
 from suite.tasks.families.transition.data import (
     RoutingBatch,
     RoutingStream,
@@ -24,16 +23,6 @@ from suite.tasks.families.transition.data import (
 from suite.tasks.families.transition.spec import TransitionSpec
 from suite.tasks.family import ArrayResult, RunContext, RunOutput
 from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
-
-COVERAGE_DELTA = 0.01  # K(99%): the correct expert is in a top-K draw with probability 0.99
-
-
-def k_for_coverage(p_correct: float, delta: float = COVERAGE_DELTA) -> float:
-    """Experts needed so that a draw of K holds the correct one with probability 1 - delta."""
-    p = min(max(p_correct, 1e-12), 1.0)
-    if p >= 1.0 - delta:
-        return 1.0
-    return float(math.ceil(math.log(delta) / math.log1p(-p)))
 
 
 def eval_columns(stream: RoutingStream, batches: list[RoutingBatch], first_epoch: int) -> dict:

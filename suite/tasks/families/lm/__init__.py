@@ -1,0 +1,37 @@
+"""The character-LM family: next-character prediction across domain switches (Wong 2026, §5).
+
+Routing meets a generative objective: a gate routes each character's embedding over the experts
+of one MoE layer, and the question is whether it moves to the next domain's expert at (or before)
+the switch. Table 6 of the paper is ``lm/char-switch``'s paper profile; the experts run softly
+mixed (the paper's) or by sparse top-k dispatch with batched expert matmuls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suite.contract import TaskInfo
+from suite.seeding import RunSeeds
+from suite.tasks.families.lm import protocol
+from suite.tasks.families.lm.spec import LMSpec
+from suite.tasks.family import RunContext, RunOutput, TaskFamily, register_family
+
+
+@register_family
+class LMFamily(TaskFamily[LMSpec]):
+    name = "lm"
+    spec_model = LMSpec
+    gate_kind = "router"
+    description = (
+        "A character language model whose domain switches mid-sequence: does the gate route to "
+        "the next domain's expert at the switch?"
+    )
+
+    def task_info(self, spec: LMSpec) -> TaskInfo:
+        return protocol.task_info(spec)
+
+    def run(self, spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
+        return protocol.run(spec, gate, ctx)
+
+    def eval_dataset(self, spec: LMSpec, seeds: RunSeeds) -> Any:
+        return protocol.eval_dataset(spec, seeds.data)

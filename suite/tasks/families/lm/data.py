@@ -1,0 +1,108 @@
+"""Character streams with domain switches, drawn vectorised over batch and time.
+
+Within a domain the letter index follows ``next = prev + 1`` (p_next), ``prev + 2`` (p_skip) or
+a uniform draw (the rest), modulo the domain's alphabet; a new domain starts with a uniform
+letter. The walk is a cumulative sum of increments restarted at every uniform draw, so a whole
+batch is drawn with a handful of tensor operations and no loop over positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from suite.seeding import generator
+from suite.tasks.families.lm.corpus import language_codes
+from suite.tasks.families.lm.spec import CharData, RealLanguages, StreamData
+
+
+@dataclass(frozen=True)
+class CharBatch:
+    chars: Tensor  # (B, L) int64
+    domains: Tensor  # (B, L) int64: the domain of each character
+    switch_at: Tensor  # (B,) int64: index of the first character of the second domain
+
+    @property
+    def inputs(self) -> Tensor:
+        return self.chars[:, :-1]
+
+    @property
+    def targets(self) -> Tensor:
+        return self.chars[:, 1:]
+
+    @property
+    def target_domains(self) -> Tensor:
+        """Domain of each target character (B, L - 1): the correct expert's domain."""
+        return self.domains[:, 1:]
+
+
+def draw_batch(data: StreamData, batch: int, seed: int, split: str = "train") -> CharBatch:
+    """``batch`` sequences of the stream; ``split`` picks the text part of real-text streams
+    ("train" or "held-out"; synthetic streams are fresh draws either way)."""
+    return STREAMS[data.kind](data, batch, seed, split)
+
+
+def _switches(data: StreamData, batch: int, g: torch.Generator) -> Tensor:
+    if data.random_switch is None:
+        return torch.full((batch,), data.switch_at, dtype=torch.long)
+    lo, hi = data.random_switch
+    return torch.randint(lo, hi + 1, (batch,), generator=g)
+
+
+def synthetic_batch(data: CharData, batch: int, seed: int, split: str) -> CharBatch:
+    g = generator(seed)
+    L, size = data.seq_len, data.vocab // data.n_domains
+    switch = _switches(data, batch, g)
+    pos = torch.arange(L)
+    second = pos[None, :] >= switch[:, None]  # (B, L)
+    if data.random_order:
+        first_domain = torch.randint(0, data.n_domains, (batch,), generator=g)
+        shift = torch.randint(1, data.n_domains, (batch,), generator=g)
+    else:  # the paper's layout: domain 0 (a-m), then domain 1 (n-z)
+        first_domain, shift = (
+            torch.zeros(batch, dtype=torch.long),
+            torch.ones(batch, dtype=torch.long),
+        )
+    other = (first_domain + shift) % data.n_domains
+    domains = torch.where(second, other[:, None], first_domain[:, None])
+    u = torch.rand(batch, L, generator=g)
+    step = torch.where(u < data.p_next, 1, torch.where(u < data.p_next + data.p_skip, 2, 0))
+    uniform = torch.randint(0, size, (batch, L), generator=g)
+    reset = (step == 0) | (pos[None, :] == 0) | (pos[None, :] == switch[:, None])
+    step = torch.where(reset, 0, step)
+    climb = step.cumsum(1)
+    last = torch.where(reset, pos[None, :].expand(batch, L), torch.zeros_like(step)).cummax(1)
+    start = last.values
+    rel = (uniform.gather(1, start) + climb - climb.gather(1, start)) % size
+    return CharBatch(domains * size + rel, domains, switch)
+
+
+def real_text_batch(data: RealLanguages, batch: int, seed: int, split: str) -> CharBatch:
+    """A window of the first language up to the switch, then a window of another language drawn
+    per sequence; windows start anywhere in the chosen part of each text."""
+    g = generator(seed)
+    L = data.seq_len
+    part = 0 if split == "train" else 1
+    texts = [
+        torch.from_numpy(language_codes(lang, data.train_share)[part]) for lang in data.languages
+    ]
+    switch = _switches(data, batch, g)
+    second = 1 + torch.randint(0, len(texts) - 1, (batch,), generator=g)
+    pos = torch.arange(L)[None, :]
+    domains = torch.where(pos >= switch[:, None], second[:, None], 0)
+    lengths = torch.tensor([t.numel() for t in texts])
+    if int(lengths.min()) <= L:
+        raise ValueError(f"a text of {data.languages} is shorter than one sequence ({L})")
+    offsets = torch.cumsum(lengths, 0) - lengths
+    start = (
+        torch.rand(batch, 2, generator=g)
+        * (lengths[torch.stack([torch.zeros_like(second), second], 1)] - L)
+    ).long()
+    start = start + offsets[torch.stack([torch.zeros_like(second), second], 1)]
+    index = torch.where(pos >= switch[:, None], start[:, 1:2] + pos, start[:, 0:1] + pos)
+    return CharBatch(torch.cat(texts)[index], domains, switch)
+
+
+STREAMS = {"synthetic": synthetic_batch, "real-languages": real_text_batch}

@@ -1,0 +1,100 @@
+"""The character LM around the gate: embedding, one MoE layer, residual + LayerNorm, linear head.
+
+Two ways to run the experts (MLP d → ff_mult·d → d, GELU):
+
+* ``soft``: every expert on every token, mixed by the gate's softmax (the paper's model); the
+  experts are one batched einsum;
+* ``top-k``: each token goes to its k best experts only. Tokens are sorted by expert, padded to the
+  largest expert's load and run as one ``torch.bmm`` per layer: no Python loop over experts.
+
+``looped_experts`` is the plain per-expert loop: the equivalence oracle of the tests and the
+"looped MoE" row of the efficiency table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ExpertBank(nn.Module):
+    """E two-layer MLPs stored as stacked weights."""
+
+    def __init__(self, n_experts: int, d_model: int, d_hidden: int) -> None:
+        super().__init__()
+        bound1, bound2 = 1 / math.sqrt(d_model), 1 / math.sqrt(d_hidden)
+        self.W1 = nn.Parameter(torch.empty(n_experts, d_model, d_hidden).uniform_(-bound1, bound1))
+        self.b1 = nn.Parameter(torch.empty(n_experts, 1, d_hidden).uniform_(-bound1, bound1))
+        self.W2 = nn.Parameter(torch.empty(n_experts, d_hidden, d_model).uniform_(-bound2, bound2))
+        self.b2 = nn.Parameter(torch.empty(n_experts, 1, d_model).uniform_(-bound2, bound2))
+
+    def soft(self, x: Tensor, weights: Tensor) -> Tensor:
+        """Σ_e w_e · expert_e(x) for x (N, D), weights (N, E)."""
+        h = F.gelu(torch.einsum("nd,edh->enh", x, self.W1) + self.b1)
+        y = torch.einsum("enh,ehd->end", h, self.W2) + self.b2  # (E, N, D)
+        return torch.einsum("end,ne->nd", y, weights)
+
+    def sparse(self, x: Tensor, chosen: Tensor, weights: Tensor) -> Tensor:
+        """Σ over each token's chosen experts of w · expert(x): x (N, D), chosen and weights
+        (N, k). Sorted by expert, padded to the busiest expert's load, two ``bmm``."""
+        N, k = chosen.shape
+        E = self.W1.shape[0]
+        expert = chosen.reshape(-1)
+        token = torch.arange(N, device=x.device).repeat_interleave(k)
+        order = torch.argsort(expert, stable=True)
+        expert, token, w = expert[order], token[order], weights.reshape(-1)[order]
+        counts = torch.bincount(expert, minlength=E)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(expert.numel(), device=x.device) - starts[expert]
+        capacity, D = int(counts.max()), x.shape[1]
+        where = expert * capacity + slot  # each (token, choice)'s row in the padded layout
+        padded = x.new_zeros(E * capacity, D).index_copy(0, where, x.index_select(0, token))
+        h = F.gelu(torch.baddbmm(self.b1, padded.view(E, capacity, D), self.W1))
+        y = torch.baddbmm(self.b2, h, self.W2).view(E * capacity, D)
+        return x.new_zeros(x.shape).index_add(0, token, y.index_select(0, where) * w[:, None])
+
+
+def looped_experts(bank: ExpertBank, x: Tensor, weights: Tensor) -> Tensor:
+    """The reference: each expert in turn on the tokens that give it weight (N, E) > 0."""
+    out = torch.zeros_like(x)
+    for e in range(bank.W1.shape[0]):
+        rows = torch.nonzero(weights[:, e] > 0).squeeze(1)
+        if rows.numel():
+            h = F.gelu(x[rows] @ bank.W1[e] + bank.b1[e])
+            out = out.index_add(0, rows, (h @ bank.W2[e] + bank.b2[e]) * weights[rows, e, None])
+    return out
+
+
+def route(logits: Tensor, dispatch: str, k: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Mixing weights (N, E) and, for top-k dispatch, the chosen experts and their weights."""
+    if dispatch == "soft":
+        return torch.softmax(logits, dim=-1), None, None
+    values, chosen = logits.topk(k, dim=-1)
+    w = torch.softmax(values, dim=-1)
+    return torch.zeros_like(logits).scatter(-1, chosen, w), chosen, w
+
+
+class CharLM(nn.Module):
+    def __init__(self, vocab: int, d_model: int, n_experts: int, ff_mult: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d_model)
+        self.experts = ExpertBank(n_experts, d_model, ff_mult * d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab)
+
+    def finish(self, x: Tensor, logits: Tensor, dispatch: str, k: int) -> tuple[Tensor, Tensor]:
+        """Character logits (B, T, V) from the embeddings x (B, T, D) and the gate's logits
+        (B, T, E); also the mixing weights (B, T, E) the experts were given."""
+        B, T, D = x.shape
+        flat = x.reshape(B * T, D)
+        weights, chosen, w = route(logits.reshape(B * T, -1), dispatch, k)
+        mixed = (
+            self.experts.soft(flat, weights)
+            if chosen is None
+            else self.experts.sparse(flat, chosen, w)
+        )
+        y = self.norm(flat + mixed).reshape(B, T, D)
+        return self.head(y), weights.reshape(B, T, -1)

@@ -1,0 +1,205 @@
+"""Training the character LM with a gate, and its metrics (Wong 2026, §5 and Table 6).
+
+Every epoch draws a fresh batch. The loss is the cross-entropy of the next character with the
+transition step weighted ``transition_weight``× (mean over steps of weight × CE), plus the gate's
+auxiliary loss. Metrics are taken on the last ``eval_window`` epochs' batches before their
+optimiser steps (unseen samples, as in the transition family). Each domain's expert is the one
+whose mean gate weight is highest on that domain's characters *relative to the other domains'*
+(with a plain argmax of the mean weight, one expert that dominates everywhere would count as
+every domain's expert, and "p_correct" would only measure that dominance); p_correct at the
+transition is the weight on the *next* domain's expert there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from suite.contract import Side, TaskInfo
+from suite.gates.kinds import check_forward, kinds
+from suite.seeding import derive_seed, seeded_global_rng
+from suite.tasks.columns import fingerprint, to_dataset
+from suite.tasks.coverage import k_for_coverage
+from suite.tasks.families.lm.corpus import corpus_dataset
+from suite.tasks.families.lm.data import CharBatch, draw_batch
+from suite.tasks.families.lm.model import CharLM
+from suite.tasks.families.lm.spec import LMSpec, RealLanguages
+from suite.tasks.family import ArrayResult, RunContext, RunOutput
+from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
+
+LN2 = math.log(2.0)
+LIFT_STEPS = 3  # anticipation_lift compares the transition step with this many steps before it
+
+
+def task_info(spec: LMSpec) -> TaskInfo:
+    d, m = spec.data, spec.model
+    return TaskInfo(
+        d_model=m.d_model,
+        n_experts=m.n_experts,
+        seq_len=d.seq_len - 1,
+        kind="router",
+        inputs=("x", "token_ids"),
+        extras={"vocab_size": d.vocab, "top_k": m.top_k, "family": "lm"},
+    )
+
+
+def epoch_seed(data_seed: int, epoch: int) -> int:
+    return derive_seed(data_seed, "epoch", epoch)
+
+
+def _columns(batches: list[CharBatch], first_epoch: int) -> dict[str, np.ndarray]:
+    n = batches[0].chars.shape[0]
+    return {
+        "epoch": np.repeat(np.arange(first_epoch, first_epoch + len(batches)), n).astype(np.int32),
+        "chars": torch.cat([b.chars for b in batches]).numpy().astype(np.int8),
+        "domains": torch.cat([b.domains for b in batches]).numpy().astype(np.int8),
+        "switch_at": torch.cat([b.switch_at for b in batches]).numpy().astype(np.int16),
+    }
+
+
+def metric_seed(data_seed: int, epoch: int) -> int:
+    """The batch the metrics read at a window epoch: the training batch itself for synthetic
+    streams (a fresh draw, unseen), a held-out batch for real text."""
+    return derive_seed(data_seed, "held-out", epoch)
+
+
+def window_batches(spec: LMSpec, data_seed: int) -> tuple[list[CharBatch], int]:
+    t, d = spec.train, spec.data
+    first = max(0, t.epochs - t.eval_window)
+    batches = [
+        draw_batch(d, t.batch_size, metric_seed(data_seed, e), "held-out")
+        if d.held_out
+        else draw_batch(d, t.batch_size, epoch_seed(data_seed, e))
+        for e in range(first, t.epochs)
+    ]
+    return batches, first
+
+
+def eval_dataset(spec: LMSpec, data_seed: int):
+    if isinstance(spec.data, RealLanguages):
+        return corpus_dataset(tuple(spec.data.languages), spec.data.train_share)
+    batches, first = window_batches(spec, data_seed)
+    return to_dataset(_columns(batches, first))
+
+
+class Window:
+    """What the metrics need from the last epochs: per-step CE and gate weights."""
+
+    def __init__(self) -> None:
+        self.ce: list[Tensor] = []  # (B, T) nats
+        self.weights: list[Tensor] = []  # (B, T, E)
+        self.batches: list[CharBatch] = []
+
+    def add(self, ce: Tensor, weights: Tensor, batch: CharBatch) -> None:
+        self.ce.append(ce.detach().cpu())
+        self.weights.append(weights.detach().cpu())
+        self.batches.append(batch)
+
+    def metrics(self, spec: LMSpec) -> tuple[dict[str, float], dict[str, ArrayResult]]:
+        d = spec.data
+        ce, w = torch.cat(self.ce), torch.cat(self.weights).double()
+        input_domain = torch.cat([b.domains[:, :-1] for b in self.batches])
+        target_domain = torch.cat([b.target_domains for b in self.batches])
+        switch = torch.cat([b.switch_at for b in self.batches])
+        n_domains, E = d.n_domains, w.shape[-1]
+        mean_by_domain = torch.stack(
+            [w[input_domain == dom].mean(0) for dom in range(n_domains)]
+        )  # (domains, E)
+        others = (mean_by_domain.sum(0, keepdim=True) - mean_by_domain) / max(n_domains - 1, 1)
+        expert_of = (mean_by_domain - others).argmax(-1)  # the expert each domain favours most
+        rows = torch.arange(ce.shape[0])
+        t_trans = switch - 1
+        nxt = expert_of[target_domain[rows, t_trans]]
+        p_trans = w[rows, t_trans, nxt].mean().item()
+        steps = torch.arange(ce.shape[1])[None, :]
+        gap = steps - t_trans[:, None]
+        before = (gap >= -LIFT_STEPS) & (gap < 0)  # the steps just before the transition step
+        on_next = w.gather(-1, nxt[:, None, None].expand(-1, ce.shape[1], 1)).squeeze(-1)
+        p_before = (on_next * before).sum().item() / max(int(before.sum()), 1)
+        lo, hi = (m - d.switch_at for m in d.mid)
+        mid_steps = (switch[:, None] + torch.arange(lo, hi + 1)[None, :]).clamp(max=ce.shape[1] - 1)
+        mid_w = w[rows[:, None], mid_steps]  # (B, S, E)
+        mid_expert = expert_of[input_domain[rows[:, None], mid_steps]]
+        p_mid = mid_w.gather(-1, mid_expert[..., None]).mean().item()
+        load = w.reshape(-1, E).mean(0)
+        entropy = float(-(load * torch.log2(load.clamp(min=1e-12))).sum())
+        metrics = {
+            "bpc_all": ce.mean().item() / LN2,
+            "bpc_transition": ce[rows, t_trans].mean().item() / LN2,
+            "p_correct_transition": p_trans,
+            "p_correct_mid": p_mid,
+            "anticipation_lift": p_trans - p_before,
+            "k_coverage": k_for_coverage(p_trans),
+            "load_entropy": entropy,
+            "max_load": load.max().item(),
+        }
+        arrays = {
+            "bpc_by_position": ArrayResult(
+                ce.mean(0) / LN2,
+                {"step": list(range(ce.shape[1]))},
+                marks={} if d.random_switch else {"transition": float(d.transition_step)},
+            )
+        }
+        return metrics, arrays
+
+
+def _read(
+    model: CharLM, gate: Any, kind: Any, batch: CharBatch, spec: LMSpec, ctx: RunContext
+) -> tuple[Tensor, Tensor, Any]:
+    """Per-step cross-entropy (B, T), the experts' mixing weights and the gate's output."""
+    m = spec.model
+    inputs = batch.inputs.to(ctx.device)
+    x = model.embed(inputs)
+    out = kind.forward(gate, x, None, Side(token_ids=inputs))
+    check_forward(gate, out, task_info(spec), inputs.shape[0], inputs.shape[1])
+    logits, weights = model.finish(x, out.logits, m.dispatch, m.top_k)
+    targets = batch.targets.to(ctx.device).flatten()
+    ce = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none").view_as(inputs)
+    return ce, weights, out
+
+
+def run(spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
+    d, m, t = spec.data, spec.model, spec.train
+    with seeded_global_rng(ctx.seeds.derive("model")):
+        model = CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult).to(ctx.device)
+    optimizer = make_optimizer(t.lr, [model, gate])
+    kind = kinds.get("router")
+    window, losses = Window(), torch.zeros(t.epochs)
+    first_window = max(0, t.epochs - t.eval_window)
+    gate.train()
+    for epoch in range(t.epochs):
+        batch = draw_batch(d, t.batch_size, epoch_seed(ctx.seeds.data, epoch))
+        ce, weights, out = _read(model, gate, kind, batch, spec, ctx)
+        scale = torch.ones_like(ce)
+        rows = torch.arange(ce.shape[0], device=ce.device)
+        scale[rows, batch.switch_at.to(ce.device) - 1] = t.transition_weight
+        loss = (ce * scale).mean()
+        if out.aux_loss is not None:
+            loss = loss + out.aux_loss
+        losses[epoch] = check_finite(loss, epoch)
+        if epoch >= first_window and not d.held_out:
+            window.add(ce, weights, batch)
+        elif epoch >= first_window:
+            with torch.no_grad():
+                held = draw_batch(d, t.batch_size, metric_seed(ctx.seeds.data, epoch), "held-out")
+                held_ce, held_weights, _ = _read(model, gate, kind, held, spec, ctx)
+                window.add(held_ce, held_weights, held)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ctx.tick(epoch + 1, t.epochs)
+    metrics, arrays = window.metrics(spec)
+    steps, values = thin(losses)
+    arrays["train_loss"] = ArrayResult(values, {"epoch": steps})
+    wanted = {k: v for k, v in metrics.items() if k in spec.metrics}
+    return RunOutput(
+        metrics=wanted,
+        arrays=arrays,
+        diagnostics=diagnostics_summary(gate.diagnostics()),
+        data_fingerprint=fingerprint(_columns(window.batches, first_window)),
+    )
