@@ -33,3 +33,21 @@ KIRKPATRICK_2017 = (
     "Kirkpatrick et al. (2017), Overcoming catastrophic forgetting in neural networks (PNAS)"
 )
 KIRKPATRICK_2017_URL = "https://arxiv.org/abs/1612.00796"
+
+# The router zoo (baselines/zoo/)
+SHAZEER_2017 = (
+    "Shazeer et al. (2017), Outrageously Large Neural Networks: The Sparsely-Gated "
+    "Mixture-of-Experts Layer"
+)
+SHAZEER_2017_URL = "https://arxiv.org/abs/1701.06538"
+FEDUS_2021 = (
+    "Fedus, Zoph and Shazeer (2021), Switch Transformers: Scaling to Trillion Parameter Models "
+    "with Simple and Efficient Sparsity"
+)
+FEDUS_2021_URL = "https://arxiv.org/abs/2101.03961"
+ZOPH_2022 = "Zoph et al. (2022), ST-MoE: Designing Stable and Transferable Sparse Expert Models"
+ZOPH_2022_URL = "https://arxiv.org/abs/2202.08906"
+ROLLER_2021 = "Roller et al. (2021), Hash Layers For Large Sparse Models"
+ROLLER_2021_URL = "https://arxiv.org/abs/2106.04426"
+ZHOU_2022 = "Zhou et al. (2022), Mixture-of-Experts with Expert Choice Routing"
+ZHOU_2022_URL = "https://arxiv.org/abs/2202.09368"

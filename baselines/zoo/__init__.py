@@ -1,0 +1,1 @@
+"""The router zoo of the character-LM family: standard routers from the MoE literature."""
