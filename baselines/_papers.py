@@ -51,3 +51,7 @@ ROLLER_2021 = "Roller et al. (2021), Hash Layers For Large Sparse Models"
 ROLLER_2021_URL = "https://arxiv.org/abs/2106.04426"
 ZHOU_2022 = "Zhou et al. (2022), Mixture-of-Experts with Expert Choice Routing"
 ZHOU_2022_URL = "https://arxiv.org/abs/2202.09368"
+DYNMOLE_2025 = (
+    "DynMoLE: Boosting Mixture of LoRA Experts Fine-Tuning with a Hybrid Routing Mechanism (2025)"
+)
+DYNMOLE_2025_URL = ""

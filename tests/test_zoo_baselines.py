@@ -17,7 +17,7 @@ INFO = TaskInfo(
     d_model=8, n_experts=4, seq_len=6, inputs=("x", "token_ids"),
     extras={"vocab_size": 26, "top_k": 2, "family": "lm"},
 )  # fmt: skip
-CAUSAL = ["softmax", "topk-lb", "topk-z", "hash"]
+CAUSAL = ["softmax", "topk-lb", "topk-z", "hash", "dynmole"]
 
 
 @pytest.mark.parametrize("gate_id", CAUSAL)
@@ -76,3 +76,24 @@ def test_hash_routing_follows_the_token_id_only():
     b = gate(torch.randn(1, 6, 8), None, Side(token_ids=ids)).logits.argmax(-1)
     assert torch.equal(a, b)
     assert a[0, 0] == a[0, 2] == a[0, 5] and a[0, 1] == a[0, 4]
+
+
+def test_dynmole_keeps_the_top_p_set_and_falls_back_to_all_when_unsure():
+    from baselines.zoo.dynmole import top_p_mask, tsallis
+
+    peaked = torch.tensor([[0.7, 0.2, 0.06, 0.04]])
+    assert top_p_mask(peaked, 0.75, 2).tolist() == [[True, True, False, False]]
+    assert top_p_mask(torch.tensor([[0.97, 0.01, 0.01, 0.01]]), 0.75, 2).sum() == 2  # >= 2
+    assert top_p_mask(torch.tensor([[0.3, 0.3, 0.3, 0.1]]), 0.75, 2).sum() == 3
+    q = 1.1
+    p = torch.tensor([0.5, 0.5])
+    assert tsallis(p, q).item() == pytest.approx((1 - 2 * 0.5**q) / (q - 1))
+    gate = get_gate("dynmole").build(INFO)
+    with torch.no_grad():
+        gate.W.weight.zero_()
+        gate.W.bias.zero_()  # uniform probabilities: maximal entropy, every expert kept
+    out = gate(torch.randn(2, 6, 8))
+    torch.testing.assert_close(torch.softmax(out.logits, -1), torch.full((2, 6, 4), 0.25))
+    uniform_entropy = (1 - 4 ** (1 - q)) / (q - 1)
+    expected = 0.01 * uniform_entropy + 0.001 * 4 * (4 * 0.25 * 0.25)
+    assert out.aux_loss.item() == pytest.approx(expected, rel=1e-5)
