@@ -97,3 +97,18 @@ def test_the_real_language_dataset_builds_offline_and_switches_language(tasks):
     assert window.tobytes() in text  # the window is a piece of the training text
     held_batch = draw_batch(data, 4, seed=2, split="held-out")
     assert held_batch.chars[0, : data.switch_at].numpy().tobytes() in held.tobytes()
+
+
+def test_multi_switch_streams_change_domain_at_every_switch(tasks):
+    data = tasks["lm/char-multi-switch"].data
+    batch = draw_batch(data, 128, seed=4)
+    bounds = [data.switch_at, *data.more_switches]
+    assert batch.switches.tolist() == [bounds] * 128
+    size = data.vocab // data.n_domains
+    assert torch.equal(batch.chars // size, batch.domains)  # each letter in its domain's alphabet
+    for s in bounds:  # a new domain, never the one before
+        assert (batch.domains[:, s] != batch.domains[:, s - 1]).all()
+    segments = batch.domains[:, [0, *bounds]]
+    assert segments.unique().numel() == data.n_domains  # the order is drawn per sequence
+    with pytest.raises(ValueError, match="more_switches"):
+        CharData(switch_at=32, more_switches=[20])

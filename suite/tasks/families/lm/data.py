@@ -22,7 +22,12 @@ from suite.tasks.families.lm.spec import CharData, RealLanguages, StreamData
 class CharBatch:
     chars: Tensor  # (B, L) int64
     domains: Tensor  # (B, L) int64: the domain of each character
-    switch_at: Tensor  # (B,) int64: index of the first character of the second domain
+    switches: Tensor  # (B, S) int64: index of the first character of each new domain
+
+    @property
+    def switch_at(self) -> Tensor:
+        """(B,) the first switch."""
+        return self.switches[:, 0]
 
     @property
     def inputs(self) -> Tensor:
@@ -54,29 +59,29 @@ def _switches(data: StreamData, batch: int, g: torch.Generator) -> Tensor:
 def synthetic_batch(data: CharData, batch: int, seed: int, split: str) -> CharBatch:
     g = generator(seed)
     L, size = data.seq_len, data.vocab // data.n_domains
-    switch = _switches(data, batch, g)
+    more = torch.tensor(data.more_switches, dtype=torch.long)
+    switches = torch.cat([_switches(data, batch, g)[:, None], more.expand(batch, -1)], 1)
     pos = torch.arange(L)
-    second = pos[None, :] >= switch[:, None]  # (B, L)
-    if data.random_order:
-        first_domain = torch.randint(0, data.n_domains, (batch,), generator=g)
-        shift = torch.randint(1, data.n_domains, (batch,), generator=g)
-    else:  # the paper's layout: domain 0 (a-m), then domain 1 (n-z)
-        first_domain, shift = (
-            torch.zeros(batch, dtype=torch.long),
-            torch.ones(batch, dtype=torch.long),
-        )
-    other = (first_domain + shift) % data.n_domains
-    domains = torch.where(second, other[:, None], first_domain[:, None])
+    segment = (pos[None, None, :] >= switches[:, :, None]).sum(1)  # (B, L): 0 before any switch
+    n_seg = switches.shape[1] + 1
+    if data.random_order:  # each new domain differs from the one before it
+        first = torch.randint(0, data.n_domains, (batch, 1), generator=g)
+        shifts = torch.randint(1, data.n_domains, (batch, n_seg - 1), generator=g)
+        order = (torch.cat([first, shifts], 1).cumsum(1)) % data.n_domains
+    else:  # the paper's layout: domain 0 (a-m), then domain 1 (n-z), then 2, ...
+        order = (torch.arange(n_seg) % data.n_domains).expand(batch, -1)
+    domains = order.gather(1, segment)
     u = torch.rand(batch, L, generator=g)
     step = torch.where(u < data.p_next, 1, torch.where(u < data.p_next + data.p_skip, 2, 0))
     uniform = torch.randint(0, size, (batch, L), generator=g)
-    reset = (step == 0) | (pos[None, :] == 0) | (pos[None, :] == switch[:, None])
+    at_switch = (pos[None, None, :] == switches[:, :, None]).any(1)
+    reset = (step == 0) | (pos[None, :] == 0) | at_switch
     step = torch.where(reset, 0, step)
     climb = step.cumsum(1)
     last = torch.where(reset, pos[None, :].expand(batch, L), torch.zeros_like(step)).cummax(1)
     start = last.values
     rel = (uniform.gather(1, start) + climb - climb.gather(1, start)) % size
-    return CharBatch(domains * size + rel, domains, switch)
+    return CharBatch(domains * size + rel, domains, switches)
 
 
 def real_text_batch(data: RealLanguages, batch: int, seed: int, split: str) -> CharBatch:
@@ -102,7 +107,7 @@ def real_text_batch(data: RealLanguages, batch: int, seed: int, split: str) -> C
     ).long()
     start = start + offsets[torch.stack([torch.zeros_like(second), second], 1)]
     index = torch.where(pos >= switch[:, None], start[:, 1:2] + pos, start[:, 0:1] + pos)
-    return CharBatch(torch.cat(texts)[index], domains, switch)
+    return CharBatch(torch.cat(texts)[index], domains, switch[:, None])
 
 
 STREAMS = {"synthetic": synthetic_batch, "real-languages": real_text_batch}

@@ -48,6 +48,17 @@ def task_info(spec: LMSpec) -> TaskInfo:
     )
 
 
+def transition_marks(data: Any) -> dict[str, float]:
+    """The transition steps to mark on per-step curves (none where the switch moves)."""
+    if data.random_switch is not None:
+        return {}
+    steps = [data.switch_at, *getattr(data, "more_switches", [])]
+    return {
+        ("transition" if i == 0 else f"transition {i + 1}"): float(s - 1)
+        for i, s in enumerate(steps)
+    }
+
+
 def epoch_seed(data_seed: int, epoch: int) -> int:
     return derive_seed(data_seed, "epoch", epoch)
 
@@ -58,7 +69,7 @@ def _columns(batches: list[CharBatch], first_epoch: int) -> dict[str, np.ndarray
         "epoch": np.repeat(np.arange(first_epoch, first_epoch + len(batches)), n).astype(np.int32),
         "chars": torch.cat([b.chars for b in batches]).numpy().astype(np.int8),
         "domains": torch.cat([b.domains for b in batches]).numpy().astype(np.int8),
-        "switch_at": torch.cat([b.switch_at for b in batches]).numpy().astype(np.int16),
+        "switches": torch.cat([b.switches for b in batches]).numpy().astype(np.int16),
     }
 
 
@@ -105,26 +116,24 @@ class Window:
         ce, w = torch.cat(self.ce), torch.cat(self.weights).double()
         input_domain = torch.cat([b.domains[:, :-1] for b in self.batches])
         target_domain = torch.cat([b.target_domains for b in self.batches])
-        switch = torch.cat([b.switch_at for b in self.batches])
+        switches = torch.cat([b.switches for b in self.batches])  # (B, S)
+        switch = switches[:, 0]
         n_domains, E = d.n_domains, w.shape[-1]
         mean_by_domain = torch.stack(
             [w[input_domain == dom].mean(0) for dom in range(n_domains)]
         )  # (domains, E)
         others = (mean_by_domain.sum(0, keepdim=True) - mean_by_domain) / max(n_domains - 1, 1)
         expert_of = (mean_by_domain - others).argmax(-1)  # the expert each domain favours most
-        rows = torch.arange(ce.shape[0])
-        t_trans = switch - 1
-        nxt = expert_of[target_domain[rows, t_trans]]
+        rows = torch.arange(ce.shape[0])[:, None]
+        t_trans = switches - 1  # (B, S): every transition step
+        nxt = expert_of[target_domain[rows, t_trans]]  # the next domain's expert at each
         p_trans = w[rows, t_trans, nxt].mean().item()
-        steps = torch.arange(ce.shape[1])[None, :]
-        gap = steps - t_trans[:, None]
-        before = (gap >= -LIFT_STEPS) & (gap < 0)  # the steps just before the transition step
-        on_next = w.gather(-1, nxt[:, None, None].expand(-1, ce.shape[1], 1)).squeeze(-1)
-        p_before = (on_next * before).sum().item() / max(int(before.sum()), 1)
+        before = (t_trans[..., None] - torch.arange(1, LIFT_STEPS + 1)).clamp(min=0)  # (B, S, 3)
+        p_before = w[rows[..., None], before, nxt[..., None]].mean().item()
         lo, hi = (m - d.switch_at for m in d.mid)
         mid_steps = (switch[:, None] + torch.arange(lo, hi + 1)[None, :]).clamp(max=ce.shape[1] - 1)
-        mid_w = w[rows[:, None], mid_steps]  # (B, S, E)
-        mid_expert = expert_of[input_domain[rows[:, None], mid_steps]]
+        mid_w = w[rows, mid_steps]  # (B, steps, E)
+        mid_expert = expert_of[input_domain[rows, mid_steps]]
         p_mid = mid_w.gather(-1, mid_expert[..., None]).mean().item()
         load = w.reshape(-1, E).mean(0)
         entropy = float(-(load * torch.log2(load.clamp(min=1e-12))).sum())
@@ -142,7 +151,7 @@ class Window:
             "bpc_by_position": ArrayResult(
                 ce.mean(0) / LN2,
                 {"step": list(range(ce.shape[1]))},
-                marks={} if d.random_switch else {"transition": float(d.transition_step)},
+                marks=transition_marks(d),
             )
         }
         return metrics, arrays
@@ -177,7 +186,7 @@ def run(spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
         ce, weights, out = _read(model, gate, kind, batch, spec, ctx)
         scale = torch.ones_like(ce)
         rows = torch.arange(ce.shape[0], device=ce.device)
-        scale[rows, batch.switch_at.to(ce.device) - 1] = t.transition_weight
+        scale[rows[:, None], batch.switches.to(ce.device) - 1] = t.transition_weight
         loss = (ce * scale).mean()
         if out.aux_loss is not None:
             loss = loss + out.aux_loss

@@ -48,6 +48,9 @@ class CharData(CharBase):
     )
     p_next: float = Field(0.7, ge=0, le=1)
     p_skip: float = Field(0.15, ge=0, le=1)
+    more_switches: list[int] = Field(
+        default_factory=list, description="Indices of further switches after switch_at."
+    )
     held_out: ClassVar[bool] = False  # every batch is a fresh draw: training batches are unseen
 
     @model_validator(mode="after")
@@ -56,6 +59,16 @@ class CharData(CharBase):
             raise ValueError("vocab must split evenly into n_domains alphabets")
         if self.p_next + self.p_skip > 1:
             raise ValueError("p_next + p_skip must be at most 1")
+        bounds = [self.switch_at, *self.more_switches]
+        if self.more_switches and (
+            self.random_switch is not None
+            or bounds != sorted(set(bounds))
+            or bounds[-1] >= self.seq_len
+        ):
+            raise ValueError(
+                "more_switches must increase after switch_at, inside the sequence, and needs a "
+                "fixed switch_at (no random_switch)"
+            )
         return self
 
 
