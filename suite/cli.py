@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run baselines in a gate process of their own too, as submissions always are "
         "(same numbers, to measure or check the proxy)",
     )
+    run.add_argument(
+        "--no-batch-seeds",
+        dest="batch_seeds",
+        action="store_false",
+        help="one job per seed, never vectorised over seeds (same numbers; to time or debug)",
+    )
     run.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     run.add_argument("--quiet", action="store_true", help="do not print the report table")
     run.add_argument("--site", action="store_true", help="render the results site at the end")
@@ -249,6 +255,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         time_limit_s=args.time_limit,
         salt=_salt(args.salt),
         isolate_baselines=args.isolate_baselines,
+        batch_seeds=args.batch_seeds,
     )
     baselines = [g for g in all_gates() if g.origin == "baseline"]
     folders = discover(args.submissions)

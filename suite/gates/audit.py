@@ -64,10 +64,15 @@ class AuditedGate(nn.Module):
         return self.inner.info
 
     def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
+        self.before_call(x, state, side)
+        return self.kind_adapter.forward(self.inner, x, state, side)
+
+    def before_call(self, x: Tensor, state: State = None, side: Side | None = None) -> None:
+        """Count one forward call and audit it if its index is secret-drawn; a caller that runs
+        the gate's computation itself (seeds vectorised together) calls this per seed."""
         if self.calls in self.pending:
             self._audit(x, state, side)
         self.calls += 1
-        return self.kind_adapter.forward(self.inner, x, state, side)
 
     def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind_adapter.step(self.inner, x_t, state, side)

@@ -38,6 +38,7 @@ class SweepOptions:
     salt: str = ""  # "" = the specs' public seeds; a leaderboard's secret salt otherwise
     audit_seed: int | None = None  # None: a fresh secret seed per sweep
     isolate_baselines: bool = False  # baselines in their own gate process too, as submissions
+    batch_seeds: bool = True  # a baseline's seeds in one job, vectorised where the family can
 
 
 def check_results_folder(results: Path) -> None:

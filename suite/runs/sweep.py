@@ -20,12 +20,7 @@ from suite.gates.audit import AuditViolation
 from suite.gates.conformance import CheckResult, ConformanceReport
 from suite.gates.entries import GateLike, all_gates
 from suite.runs import artifacts
-from suite.runs.executors import (
-    DaskExecutor,
-    Executor,
-    Job,
-    JobResult,
-)
+from suite.runs.executors import DaskExecutor, Executor, Job, JobResult
 from suite.runs.plan import Pair, Plan, PlannedRun, make_plan, seed_count
 from suite.runs.progress import Progress, duration
 from suite.runs.provenance import environment, now
@@ -38,6 +33,7 @@ from suite.runs.records import (
     write_json_atomic,
     write_record,
 )
+from suite.runs.seed_jobs import per_seed, plan_jobs, seed_payload
 from suite.runs.setup import (
     SweepOptions,
     check_device,
@@ -317,11 +313,29 @@ class Sweep:
         )
         return summary
 
+    def _jobs(self, runnable: list[tuple[PlannedRun, ConformanceReport]]) -> list[Job]:
+        def one(run: PlannedRun, tag: Any) -> Job:
+            spec = run.pair.spec
+            payload = self._payload(run.pair, run)
+            return Job("run", payload, self._time_limit(spec), self._memory(spec), run.label, tag)
+
+        def together(runs: list[PlannedRun], tag: Any) -> Job:
+            pair = runs[0].pair
+            payload = seed_payload(
+                self._payload(pair, runs[0]), runs, lambda r: self._slot(pair.spec, r.seed_index)
+            )
+            n, label = len(runs), f"{pair.label} seeds {', '.join(str(r.seed_index) for r in runs)}"
+            limit, memory = self._time_limit(pair.spec) * n, self._memory(pair.spec) * n
+            return Job("run-seeds", payload, limit, memory, label, tag)
+
+        batch = self.options.batch_seeds and not self.options.isolate_baselines
+        return plan_jobs(runnable, batch, one, together)
+
     def _sweep(self, todo: list[PlannedRun], executor: Executor, summary: SweepSummary) -> None:
         pairs = list({(r.pair.spec.id, r.pair.gate.id): r.pair for r in todo}.values())
         reports = self.conformance(pairs, executor)
         progress = Progress(len(todo), self.log, live=self.live)
-        jobs = []
+        runnable: list[tuple[PlannedRun, ConformanceReport]] = []
         for run in todo:
             report = reports[(run.pair.spec.id, run.pair.gate.id)]
             if not report.passed:
@@ -339,19 +353,14 @@ class Sweep:
                 summary.rejected += 1
                 progress.line("rejected", run.label, "", 0.0)
                 continue
-            jobs.append(
-                Job(
-                    "run",
-                    self._payload(run.pair, run),
-                    self._time_limit(run.pair.spec),
-                    self._memory(run.pair.spec),
-                    run.label,
-                    tag=(run, report),
-                )
-            )
+            runnable.append((run, report))
+        jobs = self._jobs(runnable)
 
         def done(result: JobResult) -> None:
-            run, report = result.job.tag
+            for run, report, seed_result in per_seed(result):
+                finish(run, report, seed_result)
+
+        def finish(run: PlannedRun, report: ConformanceReport, result: JobResult) -> None:
             conformance = report.model_dump(mode="json")
             if result.ok:
                 try:
@@ -366,26 +375,19 @@ class Sweep:
                 headline = f"{primary}={value:.4g}" if value is not None else ""
                 summary.ok += 1
                 status = "ok"
-            elif (result.reason or "").startswith(AuditViolation.__name__):
+            else:
+                rejected = (result.reason or "").startswith(AuditViolation.__name__)
                 record = self._record(
-                    run, "rejected", reason=result.reason, error=result.detail,
-                    conformance=conformance,
+                    run, "rejected" if rejected else "failed", reason=result.reason,
+                    error=result.detail, conformance=conformance,
                 )  # fmt: skip
                 headline = (result.reason or "")[:60]
-                summary.rejected += 1
-                status = "rejected"
-            else:
-                record = self._record(
-                    run,
-                    "failed",
-                    reason=result.reason,
-                    error=result.detail,
-                    conformance=conformance,
-                )
-                headline = (result.reason or "")[:60]
-                summary.failed += 1
-                summary.failures.append(f"{run.label}: {result.reason}")
-                status = "FAILED"
+                if rejected:
+                    summary.rejected += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append(f"{run.label}: {result.reason}")
+                status = "rejected" if rejected else "FAILED"
             write_record(run.path, record)
             progress.line(status, run.label, headline, result.wall_s)
 

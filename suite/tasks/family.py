@@ -90,6 +90,9 @@ class TaskFamily(ABC, Generic[SpecT]):
     description: ClassVar[str]
     gate_kind: ClassVar[str] = "router"
     """The kind of gate this family runs; the plan pairs it with gates of that kind only."""
+    batches_seeds: ClassVar[bool] = False
+    """Whether ``run_seeds`` stacks seeds into one vectorised pass: the sweep then gives a
+    baseline's seeds of a task one job (a submission's seeds always run one job each)."""
 
     @classmethod
     def folder(cls) -> Path:
@@ -129,6 +132,23 @@ class TaskFamily(ABC, Generic[SpecT]):
     @abstractmethod
     def run(self, spec: SpecT, gate: Any, ctx: RunContext) -> RunOutput:
         """Train and evaluate ``gate`` on one seed of ``spec``."""
+
+    def run_seeds(
+        self, spec: SpecT, gates: list[Any], ctxs: list[RunContext], vectorise: bool = True
+    ) -> list[RunOutput | BaseException]:
+        """Train one gate's seeds of ``spec`` (``gates[i]`` built under ``ctxs[i].seeds``); a
+        seed's failure is its entry, and the others go on. Families that can stack seeds into
+        one vectorised pass override this (``suite.tasks.seed_stack``); by default the seeds run
+        one after another."""
+        results: list[RunOutput | BaseException] = []
+        for gate, ctx in zip(gates, ctxs, strict=True):
+            try:
+                results.append(self.run(spec, gate, ctx))
+            except Exception as exc:  # the seed's failure is its result
+                if len(gates) == 1:
+                    raise
+                results.append(exc)
+        return results
 
     @abstractmethod
     def eval_dataset(self, spec: SpecT, seeds: RunSeeds) -> Any:

@@ -26,6 +26,7 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
     name = "transition"
     spec_model = TransitionSpec
     gate_kind = "router"
+    batches_seeds = True
     description = (
         "Synthetic streams whose domain changes: does the gate carry context, anticipate the "
         "switch, and trust the reliable expert?"
@@ -41,6 +42,18 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
 
     def run(self, spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
         return BY_DATA_KIND[spec.data.kind].run(spec, gate, ctx)
+
+    def run_seeds(
+        self,
+        spec: TransitionSpec,
+        gates: list[RouterGate],
+        ctxs: list[RunContext],
+        vectorise: bool = True,
+    ) -> list[RunOutput | BaseException]:
+        module = BY_DATA_KIND[spec.data.kind]
+        if hasattr(module, "run_seeds"):
+            return module.run_seeds(spec, gates, ctxs, vectorise)
+        return super().run_seeds(spec, gates, ctxs, vectorise)
 
     def eval_dataset(self, spec: TransitionSpec, seeds: RunSeeds) -> Any:
         return BY_DATA_KIND[spec.data.kind].eval_dataset(spec, seeds.data)

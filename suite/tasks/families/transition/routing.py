@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from suite.contract import Feedback, RouterGate, TaskInfo, deliver_feedback
-from suite.gates.kinds import check_forward
+from suite.contract import Feedback, RouterGate, TaskInfo
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.coverage import k_for_coverage
 from suite.tasks.families.transition.data import (
@@ -22,7 +21,8 @@ from suite.tasks.families.transition.data import (
 )
 from suite.tasks.families.transition.spec import TransitionSpec
 from suite.tasks.family import ArrayResult, RunContext, RunOutput
-from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
+from suite.tasks.seed_stack import stack_gates
+from suite.tasks.training import diagnostics_summary, thin
 
 
 def eval_columns(stream: RoutingStream, batches: list[RoutingBatch], first_epoch: int) -> dict:
@@ -57,60 +57,112 @@ def eval_dataset(spec: TransitionSpec, data_seed: int):
 
 
 def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
+    result = run_seeds(spec, [gate], [ctx])[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def run_seeds(
+    spec: TransitionSpec, gates: list[RouterGate], ctxs: list[RunContext], vectorise: bool = True
+) -> list[RunOutput | BaseException]:
+    """Train the seeds of one gate together (``suite.tasks.seed_stack``): tensors carry a leading
+    seed axis S; each seed has its own stream, gate, optimiser state and result."""
     data = spec.data
     train = spec.train
-    device = ctx.device
-    stream = RoutingStream(data, ctx.seeds.data)
-    optimizer = make_optimizer(train.lr, [gate])
+    device = ctxs[0].device
+    streams = [RoutingStream(data, ctx.seeds.data) for ctx in ctxs]
     n_experts = spec.model.n_experts
     expert_ids = torch.arange(n_experts, device=device)
-    scored = stream.scored.to(device)  # (S,)
-    S = scored.numel()
+    scored = streams[0].scored.to(device)  # (P,): the same positions for every seed
     first_eval = train.epochs - train.eval_window
     with_transition = data.has_scored_transition
-
-    # Sums over the evaluation window, per scored position / at the transition.
-    correct_by_pos = torch.zeros(S, device=device)
-    p_by_pos = torch.zeros(S, device=device)
-    correct_transition = torch.zeros((), device=device)
-    p_transition = torch.zeros((), device=device)
-    losses = torch.zeros(train.epochs)
-    eval_batches: list[RoutingBatch] = []
-
     info = task_info(spec)
-    gate.train()
+    S = len(gates)
+
+    def batches(epoch: int) -> list[RoutingBatch]:
+        return [stream.batch(epoch, train.batch_size) for stream in streams]
+
+    first = batches(0)
+    stack = stack_gates(
+        gates, info, torch.stack([b.x for b in first]).to(device), vectorise=vectorise
+    )
+    optimizer = stack.optimizer(train.lr)
+
+    # Sums over the evaluation window, per seed and scored position / at the transition.
+    correct_by_pos = torch.zeros(S, scored.numel(), device=device)
+    p_by_pos = torch.zeros(S, scored.numel(), device=device)
+    correct_transition = torch.zeros(S, device=device)
+    p_transition = torch.zeros(S, device=device)
+    losses = torch.zeros(train.epochs, S)
+    eval_batches: list[list[RoutingBatch]] = []
+
+    stack.train()
     for epoch in range(train.epochs):
-        batch = stream.batch(epoch, train.batch_size)
-        x = batch.x.to(device)  # (B, T, D)
-        targets = batch.targets.to(device)[:, scored]  # (B, S)
-        out = check_forward(gate, gate(x), info, x.shape[0], x.shape[1])
-        logp = F.log_softmax(out.logits[:, scored], dim=-1)  # (B, S, E)
-        logp_correct = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, S)
-        loss = -logp_correct.mean()
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-        losses[epoch] = check_finite(loss, epoch)
+        batch = first if epoch == 0 else batches(epoch)
+        x = torch.stack([b.x for b in batch]).to(device)  # (S, B, T, D)
+        targets = torch.stack([b.targets for b in batch]).to(device)[:, :, scored]  # (S, B, P)
+        out = stack(x)
+        logp = F.log_softmax(out.logits[:, :, scored], dim=-1)  # (S, B, P, E)
+        logp_correct = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (S, B, P)
+        # Reductions run per seed: a reduction over a stacked tensor may sum in an order that
+        # depends on S, and a seed's numbers must not depend on its stack.
+        per_seed = -torch.stack([lc.mean() for lc in logp_correct]) + out.aux_loss  # (S,)
+        loss = stack.total_loss(per_seed, epoch)
+        losses[epoch] = per_seed.detach().cpu()
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        error = (targets.unsqueeze(-1) != expert_ids).float()  # (B, S, E): 1 where e is wrong
-        deliver_feedback(gate, Feedback(expert_error=error, step=epoch))
+        error = (targets.unsqueeze(-1) != expert_ids).float()  # (S, B, P, E): 1 where e is wrong
+        stack.observe([Feedback(expert_error=error[s], step=epoch) for s in range(S)])
 
         if epoch >= first_eval:
             with torch.no_grad():
-                correct = (logp.argmax(-1) == targets).float()  # (B, S)
+                correct = (logp.argmax(-1) == targets).float()  # (S, B, P)
                 p_correct = logp_correct.exp()
-                correct_by_pos += correct.mean(0)
-                p_by_pos += p_correct.mean(0)
-                if with_transition:
-                    # the transition's column among the scored positions, per sequence
-                    col = (stream.transition_positions(batch).to(device) - scored[0]).unsqueeze(1)
-                    correct_transition += correct.gather(1, col).mean()
-                    p_transition += p_correct.gather(1, col).mean()
+                for s, (stream, b) in enumerate(zip(streams, batch, strict=True)):
+                    correct_by_pos[s] += correct[s].mean(0)
+                    p_by_pos[s] += p_correct[s].mean(0)
+                    if with_transition:
+                        # the transition's column among the scored positions, per sequence
+                        col = (stream.transition_positions(b).to(device) - scored[0]).unsqueeze(1)
+                        correct_transition[s] += correct[s].gather(1, col).mean()
+                        p_transition[s] += p_correct[s].gather(1, col).mean()
             eval_batches.append(batch)
-        ctx.tick(epoch + 1, train.epochs)
+        for ctx in ctxs:
+            ctx.tick(epoch + 1, train.epochs)
 
+    results: list[RunOutput | BaseException] = []
+    for s in range(S):
+        if s in stack.failed:
+            results.append(stack.failed[s])
+            continue
+        seed_eval = [b[s] for b in eval_batches]
+        results.append(
+            _output(
+                spec, streams[s], stack.gates[s], seed_eval, losses[:, s], correct_by_pos[s],
+                p_by_pos[s], correct_transition[s], p_transition[s], stack.reason,
+            )
+        )  # fmt: skip
+    return results
+
+
+def _output(
+    spec: TransitionSpec,
+    stream: RoutingStream,
+    gate: RouterGate,
+    eval_batches: list[RoutingBatch],
+    losses: torch.Tensor,
+    correct_by_pos: torch.Tensor,
+    p_by_pos: torch.Tensor,
+    correct_transition: torch.Tensor,
+    p_transition: torch.Tensor,
+    fallback: str,
+) -> RunOutput:
+    """One seed's metrics, curves and record fields from its sums over the evaluation window."""
+    data, train = spec.data, spec.train
+    first_eval = train.epochs - train.eval_window
     W = train.eval_window
     metrics = {
         "acc_all": (correct_by_pos / W).mean().item(),
@@ -118,7 +170,7 @@ def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
     }
     arrays = {}
     marks = {}
-    if with_transition:
+    if data.has_scored_transition:
         p_tr = (p_transition / W).item()
         metrics.update(
             acc_transition=(correct_transition / W).item(),
@@ -129,16 +181,18 @@ def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
         if low == high:
             marks["transition"] = low - 1 if data.target == "next-domain" else low
     if data.readout == "all":
-        positions = {"position t": scored.tolist()}
+        positions = {"position t": stream.scored.tolist()}
         arrays["p_correct_by_position"] = ArrayResult(p_by_pos / W, positions, marks)
         arrays["acc_by_position"] = ArrayResult(correct_by_pos / W, positions, marks)
     steps, values = thin(losses)
     arrays["train_loss"] = ArrayResult(values, {"epoch": steps})
     wanted = {k: v for k, v in metrics.items() if k in spec.metrics}
     columns = eval_columns(stream, eval_batches, first_eval)
+    notes = [f"seeds ran one after another: {fallback}"] if fallback else []
     return RunOutput(
         metrics=wanted,
         arrays=arrays,
         diagnostics=diagnostics_summary(gate.diagnostics()),
+        notes=notes,
         data_fingerprint=fingerprint(columns),
     )
