@@ -135,7 +135,9 @@ class Cached(RouterGate):
         return GateOutput(x_t @ self.W + x_t @ self.frozen_copy)
 
 
-@pytest.mark.parametrize("gate_cls, why", [(Branchy, "vmap cannot run it"), (Cached, "differ from its own")])
+@pytest.mark.parametrize(
+    "gate_cls, why", [(Branchy, "vmap cannot run it"), (Cached, "differ from its own")]
+)
 def test_a_gate_that_cannot_be_vectorised_falls_back_and_says_so(gate_cls, why):
     spec = smoke("transition/anticipation")
     batched = run(spec, gate_cls, range(2))
@@ -197,3 +199,26 @@ def test_a_sweep_gives_the_same_records_with_and_without_seed_batching(sweep, tm
         assert record.provenance.data_fingerprint == other.provenance.data_fingerprint
         if record.ok and record.gate.origin == "baseline":
             assert any("trained in one job with seeds [0, 1, 2]" in n for n in record.notes)
+
+
+LM_TASKS = ("lm/char-switch", "lm/real-languages")
+
+
+@pytest.mark.parametrize("task_id", LM_TASKS)
+def test_the_lm_family_batches_seeds_bit_for_bit_and_matches_the_loop(task_id, monkeypatch):
+    """The lm family vectorises seeds on a GPU only (on CPU its loop is faster); the vmapped
+    path is checked here on CPU."""
+    monkeypatch.setattr("suite.tasks.families.lm.protocol.VECTORISE_ON_CPU", True)
+    spec = smoke(task_id)
+    routers = {g.id: g for g in transition_routers(spec)}
+    for gate_id in ("affinity", "beta+ant", "topk-lb", "hash", "dynmole"):
+        entry = routers[gate_id]
+        together = run(spec, entry.build, range(SEEDS))
+        looped = run(spec, entry.build, range(SEEDS), vectorise=False)
+        for i in range(SEEDS):
+            assert not together[i].notes, (gate_id, together[i].notes)
+            alone = run(spec, entry.build, [i])[0]
+            assert together[i].metrics == alone.metrics, (gate_id, i)
+            for name, value in together[i].metrics.items():
+                other = looped[i].metrics[name]
+                assert math.isclose(value, other, rel_tol=1e-5, abs_tol=1e-6), (gate_id, name)

@@ -34,6 +34,7 @@ from suite.contract import Feedback, GateOutput, Side, deliver_feedback
 from suite.gates.audit import AuditedGate
 from suite.gates.kinds import check_forward, kinds, takes_side
 from suite.tasks.family import NonFiniteError
+from suite.tasks.training import make_optimizer
 
 TRIAL_TOLERANCE = 1e-4  # relative: the vmapped trial call against each gate's own forward
 
@@ -113,8 +114,9 @@ class GateStack(ABC):
         """x (S, B, T, D); side fields (S, B, T)."""
 
     @abstractmethod
-    def optimizer(self, lr: float, extra: list[nn.Module] = ()) -> Any:
-        """Adam over every seed's trainable parameters (and ``extra`` modules); None if none."""
+    def optimizer(self, lr: float, extra: list[Tensor] = ()) -> Any:
+        """Adam over every seed's trainable parameters and ``extra`` (e.g. a ``ModuleStack``'s);
+        None if there are none."""
 
     def observe(self, feedback: list[Feedback]) -> None:
         for s in self.alive():
@@ -147,10 +149,8 @@ class LoopStack(GateStack):
         filled = [t if t is not None else torch.zeros_like(shape).detach() for t in logits]
         return StackOutput(torch.stack(filled), torch.stack(aux))
 
-    def optimizer(self, lr: float, extra: list[nn.Module] = ()) -> Any:
-        from suite.tasks.training import make_optimizer
-
-        return make_optimizer(lr, [*self.gates, *extra])
+    def optimizer(self, lr: float, extra: list[Tensor] = ()) -> Any:
+        return make_optimizer(lr, self.gates, extra)
 
 
 class VmapStack(GateStack):
@@ -211,9 +211,9 @@ class VmapStack(GateStack):
         )
         return self._checked(logits, aux, x)
 
-    def optimizer(self, lr: float, extra: list[nn.Module] = ()) -> Any:
+    def optimizer(self, lr: float, extra: list[Tensor] = ()) -> Any:
         params = [p for p in self.params.values() if p.requires_grad]
-        params += [p for m in extra for p in m.parameters() if p.requires_grad]
+        params += [p for p in extra if p.requires_grad]
         return torch.optim.Adam(params, lr=lr) if params else None
 
     def observe(self, feedback: list[Feedback]) -> None:
@@ -291,7 +291,9 @@ def stack_gates(
     gates: list[Any], info: Any, x: Tensor, side: Side | None = None, vectorise: bool = True
 ) -> GateStack:
     """A ``VmapStack`` where the gates allow it (checked on ``x``, the first real batch), else a
-    ``LoopStack`` whose ``reason`` says why."""
+    ``LoopStack`` whose ``reason`` says why the gate could not be vectorised ("" where the
+    family chose the loop: ``vectorise`` False)."""
+    reason = ""
     if vectorise and info.kind == "router":
         try:
             stack = VmapStack(gates, info)
@@ -299,8 +301,69 @@ def stack_gates(
             return stack
         except NotStackable as exc:
             reason = str(exc)
-    else:
-        reason = "vectorising over seeds is off" if not vectorise else f"a {info.kind} gate"
+    elif vectorise:
+        reason = f"seeds of a {info.kind} gate are not vectorised"
     loop = LoopStack(gates, info)
     loop.reason = reason
     return loop
+
+
+class _Method(nn.Module):
+    """``module.<name>(*args, **fixed)`` as a module's forward, for ``functional_call``."""
+
+    def __init__(self, module: nn.Module, name: str, fixed: dict[str, Any]) -> None:
+        super().__init__()
+        self.m = module
+        self.name, self.fixed = name, fixed
+
+    def forward(self, *args: Any) -> Any:
+        return getattr(self.m, self.name)(*args, **self.fixed)
+
+
+class ModuleStack:
+    """A family's own per-seed modules (e.g. the model around the gate) stacked like the
+    gates: ``call(method, *args)`` maps every tensor argument's leading seed axis; without
+    ``vectorise`` it calls each seed's module in turn and stacks the results."""
+
+    def __init__(self, modules: list[nn.Module], vectorise: bool = True) -> None:
+        self.modules = modules
+        self.vectorised = vectorise
+        if vectorise:
+            params, buffers = torch.func.stack_module_state(modules)
+            self.params = {f"m.{k}": v for k, v in params.items()}
+            self.buffers = {f"m.{k}": v for k, v in buffers.items()}
+            self.template = copy.deepcopy(modules[0]).to("meta")
+            for s, module in enumerate(modules):  # each seed's module reads its slice
+                for name, stacked in params.items():
+                    owner, leaf = _owner(module, name)
+                    owner._parameters[leaf] = nn.Parameter(stacked.detach()[s], requires_grad=False)
+                for name, stacked in buffers.items():
+                    owner, leaf = _owner(module, name)
+                    owner._buffers[leaf] = stacked[s]
+
+    def parameters(self) -> list[Tensor]:
+        if self.vectorised:
+            return [p for p in self.params.values() if p.requires_grad]
+        return [p for m in self.modules for p in m.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules:
+            m.train(mode)
+        if self.vectorised:
+            self.template.train(mode)
+
+    def call(self, method: str, *args: Tensor, **fixed: Any) -> Any:
+        if not self.vectorised:
+            outs = [
+                getattr(m, method)(*(a[s] for a in args), **fixed)
+                for s, m in enumerate(self.modules)
+            ]
+            if isinstance(outs[0], tuple):
+                return tuple(torch.stack(parts) for parts in zip(*outs, strict=True))
+            return torch.stack(outs)
+        wrapper = _Method(self.template, method, fixed)
+
+        def one(params: dict, buffers: dict, *a: Tensor) -> Any:
+            return torch.func.functional_call(wrapper, (params, buffers), a)
+
+        return torch.func.vmap(one)(self.params, self.buffers, *args)

@@ -31,7 +31,7 @@ class JointOptimizer:
             opt.step()
 
 
-def make_optimizer(lr: float, modules: Iterable[nn.Module]) -> Any:
+def make_optimizer(lr: float, modules: Iterable[nn.Module], extra: Iterable[Tensor] = ()) -> Any:
     """Adam over every trainable parameter; None when there is nothing to train (hash routing).
 
     A gate in its own process (``suite.gates.proxy.GateProxy``) is trained there: its optimiser
@@ -40,6 +40,7 @@ def make_optimizer(lr: float, modules: Iterable[nn.Module]) -> Any:
     remote = [m for mod in modules for m in mod.modules() if hasattr(m, "remote_optimizer")]
     skip = {id(p) for m in remote for p in m.parameters()}
     params = [p for m in modules for p in m.parameters() if p.requires_grad and id(p) not in skip]
+    params += [p for p in extra if p.requires_grad]
     local = torch.optim.Adam(params, lr=lr) if params else None
     stepped = [opt for opt in (m.remote_optimizer(lr) for m in remote) if opt is not None]
     return JointOptimizer(local, stepped) if stepped else local

@@ -22,6 +22,7 @@ class LMFamily(TaskFamily[LMSpec]):
     name = "lm"
     spec_model = LMSpec
     gate_kind = "router"
+    batches_seeds = True
     description = (
         "A character language model whose domain switches mid-sequence: does the gate route to "
         "the next domain's expert at the switch?"
@@ -32,6 +33,11 @@ class LMFamily(TaskFamily[LMSpec]):
 
     def run(self, spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
         return protocol.run(spec, gate, ctx)
+
+    def run_seeds(
+        self, spec: LMSpec, gates: list[Any], ctxs: list[RunContext], vectorise: bool = True
+    ) -> list[RunOutput | BaseException]:
+        return protocol.run_seeds(spec, gates, ctxs, vectorise)
 
     def eval_dataset(self, spec: LMSpec, seeds: RunSeeds) -> Any:
         return protocol.eval_dataset(spec, seeds.data)

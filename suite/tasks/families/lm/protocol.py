@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from suite.contract import Side, TaskInfo
-from suite.gates.kinds import check_forward, kinds
 from suite.seeding import derive_seed, seeded_global_rng
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.coverage import k_for_coverage
@@ -30,9 +29,11 @@ from suite.tasks.families.lm.data import CharBatch, draw_batch
 from suite.tasks.families.lm.model import CharLM
 from suite.tasks.families.lm.spec import LMSpec, RealLanguages
 from suite.tasks.family import ArrayResult, RunContext, RunOutput
-from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
+from suite.tasks.seed_stack import GateStack, ModuleStack, stack_gates
+from suite.tasks.training import diagnostics_summary, thin
 
 LN2 = math.log(2.0)
+VECTORISE_ON_CPU = False  # the seeds' vmapped pass is checked on CPU by the tests only
 LIFT_STEPS = 3  # anticipation_lift compares the transition step with this many steps before it
 
 
@@ -158,57 +159,108 @@ class Window:
 
 
 def _read(
-    model: CharLM, gate: Any, kind: Any, batch: CharBatch, spec: LMSpec, ctx: RunContext
+    lm: ModuleStack, stack: GateStack, inputs: Tensor, targets: Tensor, spec: LMSpec
 ) -> tuple[Tensor, Tensor, Any]:
-    """Per-step cross-entropy (B, T), the experts' mixing weights and the gate's output."""
+    """Per-step cross-entropy (S, B, T), the experts' mixing weights (S, B, T, E) and the
+    gates' outputs, for inputs (S, B, T) of every seed."""
     m = spec.model
-    inputs = batch.inputs.to(ctx.device)
-    x = model.embed(inputs)
-    out = kind.forward(gate, x, None, Side(token_ids=inputs))
-    check_forward(gate, out, task_info(spec), inputs.shape[0], inputs.shape[1])
-    logits, weights = model.finish(x, out.logits, m.dispatch, m.top_k)
-    targets = batch.targets.to(ctx.device).flatten()
-    ce = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none").view_as(inputs)
-    return ce, weights, out
+    x = lm.call("embed", inputs)
+    out = stack(x, Side(token_ids=inputs))
+    logits, weights = lm.call("finish", x, out.logits, dispatch=m.dispatch, k=m.top_k)
+    ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none")
+    return ce.view_as(inputs), weights, out
 
 
 def run(spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
+    result = run_seeds(spec, [gate], [ctx])[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def run_seeds(
+    spec: LMSpec, gates: list[Any], ctxs: list[RunContext], vectorise: bool = True
+) -> list[RunOutput | BaseException]:
+    """Train one gate's seeds together (``suite.tasks.seed_stack``): the seeds' character LMs
+    are stacked like their gates; each seed keeps its own model, stream and result."""
     d, m, t = spec.data, spec.model, spec.train
-    with seeded_global_rng(ctx.seeds.derive("model")):
-        model = CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult).to(ctx.device)
-    optimizer = make_optimizer(t.lr, [model, gate])
-    kind = kinds.get("router")
-    window, losses = Window(), torch.zeros(t.epochs)
+    device = ctxs[0].device
+    S = len(gates)
+    models = []
+    for ctx in ctxs:
+        with seeded_global_rng(ctx.seeds.derive("model")):
+            models.append(CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult).to(device))
+    # Vectorised only on a GPU: on CPU the stacked activations outgrow the core's cache and the
+    # seeds' loop is faster (``nox -s bench``: 29 vs 45 ms per 5-seed epoch at the default
+    # profile). Top-k dispatch sizes its buffers from the data (the busiest expert's load), so
+    # it is never vmapped.
+    on_device = device.type == "cuda" or VECTORISE_ON_CPU
+    wanted = vectorise and on_device and m.dispatch == "soft"
+    lm = ModuleStack(models, vectorise=wanted)
+
+    def draw(epoch: int, seed_of: Any = epoch_seed, split: str = "train") -> list[CharBatch]:
+        return [draw_batch(d, t.batch_size, seed_of(ctx.seeds.data, epoch), split) for ctx in ctxs]
+
+    def stacked(batches: list[CharBatch], field: str) -> Tensor:
+        return torch.stack([getattr(b, field) for b in batches]).to(device)
+
+    first = draw(0)
+    inputs0 = stacked(first, "inputs")
+    with torch.no_grad():
+        x0 = lm.call("embed", inputs0)
+    stack = stack_gates(
+        gates, task_info(spec), x0, Side(token_ids=inputs0), vectorise=lm.vectorised
+    )
+    optimizer = stack.optimizer(t.lr, lm.parameters())
+    windows, losses = [Window() for _ in range(S)], torch.zeros(t.epochs, S)
     first_window = max(0, t.epochs - t.eval_window)
-    gate.train()
+    seed_axis = torch.arange(S, device=device)[:, None, None]
+    rows = torch.arange(t.batch_size, device=device)[None, :, None]
+    stack.train()
+    lm.train()
     for epoch in range(t.epochs):
-        batch = draw_batch(d, t.batch_size, epoch_seed(ctx.seeds.data, epoch))
-        ce, weights, out = _read(model, gate, kind, batch, spec, ctx)
+        batch = first if epoch == 0 else draw(epoch)
+        ce, weights, out = _read(
+            lm, stack, stacked(batch, "inputs"), stacked(batch, "targets"), spec
+        )
         scale = torch.ones_like(ce)
-        rows = torch.arange(ce.shape[0], device=ce.device)
-        scale[rows[:, None], batch.switches.to(ce.device) - 1] = t.transition_weight
-        loss = (ce * scale).mean()
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-        losses[epoch] = check_finite(loss, epoch)
+        scale[seed_axis, rows, stacked(batch, "switches") - 1] = t.transition_weight
+        weighted = ce * scale
+        # Per-seed reductions: a seed's numbers must not depend on the seeds beside it.
+        per_seed = torch.stack([w.mean() for w in weighted]) + out.aux_loss
+        loss = stack.total_loss(per_seed, epoch)
+        losses[epoch] = per_seed.detach().cpu()
         if epoch >= first_window and not d.held_out:
-            window.add(ce, weights, batch)
+            for s in range(S):
+                windows[s].add(ce[s], weights[s], batch[s])
         elif epoch >= first_window:
             with torch.no_grad():
-                held = draw_batch(d, t.batch_size, metric_seed(ctx.seeds.data, epoch), "held-out")
-                held_ce, held_weights, _ = _read(model, gate, kind, held, spec, ctx)
-                window.add(held_ce, held_weights, held)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ctx.tick(epoch + 1, t.epochs)
-    metrics, arrays = window.metrics(spec)
-    steps, values = thin(losses)
-    arrays["train_loss"] = ArrayResult(values, {"epoch": steps})
-    wanted = {k: v for k, v in metrics.items() if k in spec.metrics}
-    return RunOutput(
-        metrics=wanted,
-        arrays=arrays,
-        diagnostics=diagnostics_summary(gate.diagnostics()),
-        data_fingerprint=fingerprint(_columns(window.batches, first_window)),
-    )
+                held = draw(epoch, metric_seed, "held-out")
+                inputs, targets = stacked(held, "inputs"), stacked(held, "targets")
+                held_ce, held_weights, _ = _read(lm, stack, inputs, targets, spec)
+                for s in range(S):
+                    windows[s].add(held_ce[s], held_weights[s], held[s])
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        for ctx in ctxs:
+            ctx.tick(epoch + 1, t.epochs)
+    results: list[RunOutput | BaseException] = []
+    for s in range(S):
+        if s in stack.failed:
+            results.append(stack.failed[s])
+            continue
+        metrics, arrays = windows[s].metrics(spec)
+        steps, values = thin(losses[:, s])
+        arrays["train_loss"] = ArrayResult(values, {"epoch": steps})
+        results.append(
+            RunOutput(
+                metrics={k: v for k, v in metrics.items() if k in spec.metrics},
+                arrays=arrays,
+                diagnostics=diagnostics_summary(stack.gates[s].diagnostics()),
+                notes=[f"seeds ran one after another: {stack.reason}"] if stack.reason else [],
+                data_fingerprint=fingerprint(_columns(windows[s].batches, first_window)),
+            )
+        )
+    return results
