@@ -23,6 +23,8 @@
    every expert mixed softly, top-k with sorted tokens and batched matmuls, the same top-k with a
    Python loop over experts (the "looped MoE" that DSC's latency claim was measured against), and
    a dense MLP with the same active parameters (hidden = k × the expert's).
+9. Seeds trained together: one seed against five stacked into one vectorised pass and five in a
+   loop (``suite.bench_seeds``).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from suite.bench_seeds import print_seed_costs, seed_costs
 from suite.contract import Feedback, GateOutput, RouterGate, State
 from suite.gates.entries import get_gate
 from suite.gates.kinds import kinds
@@ -297,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-moe", action="store_true", help="measure only the MoE layer latencies (item 8)"
     )
+    parser.add_argument(
+        "--only-seeds", action="store_true", help="measure only seeds stacked vs alone (item 9)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -320,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_proxy:
         report["proxy_overhead"] = proxy = proxy_overhead()
         print(json.dumps(proxy, indent=1))
+        return 0
+    if args.only_seeds:
+        report["seed_ms"] = seeds = seed_costs()
+        print_seed_costs(seeds)
         return 0
     if args.only_moe:
         report["moe_latency_ms"] = moe = moe_latency()
@@ -367,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  lerp / lerp-scan: {costs['lerp_over_lerp_scan']:.2f}x (the preprint: 2.77x)")
     report["moe_latency_ms"] = moe = moe_latency()
     print_moe(moe)
+    report["seed_ms"] = seeds = seed_costs()
+    print_seed_costs(seeds)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

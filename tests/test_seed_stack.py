@@ -222,3 +222,33 @@ def test_the_lm_family_batches_seeds_bit_for_bit_and_matches_the_loop(task_id, m
             for name, value in together[i].metrics.items():
                 other = looped[i].metrics[name]
                 assert math.isclose(value, other, rel_tol=1e-5, abs_tol=1e-6), (gate_id, name)
+
+
+def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks, tmp_path):
+    from suite.gates.entries import get_gate
+    from suite.runs.executors import Job
+    from suite.runs.plan import make_plan
+    from suite.runs.seed_jobs import plan_jobs
+
+    chosen = [tasks["transition/anticipation"], tasks["lm/char-switch"]]
+    plan = make_plan(chosen, [get_gate("affinity")], "default", tmp_path, seeds=5)
+    members = [(run, None) for run in plan.runs]
+
+    def one(run, member):
+        return Job("run", {}, 1, None, f"{run.pair.spec.id} {run.seed_index}", [member])
+
+    def together(runs, group):
+        label = f"{runs[0].pair.spec.id} {[r.seed_index for r in runs]}"
+        return Job("run-seeds", {}, 1, None, label, group)
+
+    from suite.runs.seed_jobs import estimated_cost
+
+    longest = max(chosen, key=lambda t: estimated_cost(t.for_profile("default"))).id
+    jobs = plan_jobs(members, True, one, together, workers=1)
+    assert [len(j.tag) for j in jobs] == [5, 5]
+    assert jobs[0].label.startswith(longest)
+    jobs = plan_jobs(members, True, one, together, workers=2)
+    assert [len(j.tag) for j in jobs] == [3, 2, 3, 2]  # split, and the longest task's first
+    assert jobs[0].label.startswith(longest) and not jobs[-1].label.startswith(longest)
+    assert sorted(r.seed_index for j in jobs for r, _ in j.tag) == sorted([*range(5)] * 2)
+    assert len(plan_jobs(members, False, one, together, workers=2)) == 10

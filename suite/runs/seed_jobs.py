@@ -14,6 +14,7 @@ from typing import Any
 from suite.runs.executors import Job, JobResult
 from suite.runs.plan import PlannedRun
 from suite.tasks.family import get_family
+from suite.tasks.spec import TaskSpec
 
 Member = tuple[PlannedRun, Any]  # a run and the caller's tag for it (its conformance report)
 
@@ -23,27 +24,52 @@ def batchable(run: PlannedRun) -> bool:
     return pair.gate.origin == "baseline" and get_family(pair.spec.family).batches_seeds
 
 
+def estimated_cost(spec: TaskSpec) -> float:
+    """A rough size of one run, only to order jobs (longest first): optimiser steps × batch ×
+    sequence length, from whichever of these fields the family's spec has."""
+    train, data = getattr(spec, "train", None), getattr(spec, "data", None)
+    steps = getattr(train, "epochs", None) or getattr(train, "steps", None) or 1
+    batch = getattr(train, "batch_size", None) or 1
+    length = getattr(data, "seq_len", None) or 1
+    tasks = getattr(data, "n_tasks", None) or 1
+    return float(steps * batch * length * tasks)
+
+
 def plan_jobs(
     runnable: list[Member],
     batch: bool,
     one: Callable[[PlannedRun, Member], Job],
     together: Callable[[list[PlannedRun], list[Member]], Job],
+    workers: int = 1,
 ) -> list[Job]:
-    """One job per run, or with ``batch`` one per (task, gate) pair whose runs can share it."""
-    jobs: list[Job] = []
+    """One job per run, or with ``batch`` one per (task, gate) pair whose runs can share it;
+    longest first (so the last jobs to start are short ones and workers finish together).
+
+    While there are fewer than two jobs per worker, the largest group is split in two: a small
+    sweep (one gate, five seeds) still keeps every worker busy."""
+    singles: list[Member] = []
     groups: dict[tuple[str, str], list[Member]] = {}
     for member in runnable:
         run = member[0]
         if batch and batchable(run):
             groups.setdefault((run.pair.spec.id, run.pair.gate.id), []).append(member)
         else:
-            jobs.append(one(run, member))
-    for members in groups.values():
-        if len(members) == 1:
-            jobs.append(one(members[0][0], members[0]))
-        else:
-            jobs.append(together([m[0] for m in members], members))
-    return jobs
+            singles.append(member)
+    chunks = list(groups.values())
+    while len(chunks) + len(singles) < 2 * workers and any(len(c) > 1 for c in chunks):
+        largest = max(chunks, key=len)
+        chunks.remove(largest)
+        half = (len(largest) + 1) // 2
+        chunks += [largest[:half], largest[half:]]
+    sized: list[tuple[float, Job]] = []
+    for member in singles:
+        sized.append((estimated_cost(member[0].pair.spec), one(member[0], member)))
+    for members in chunks:
+        runs = [m[0] for m in members]
+        job = one(runs[0], members[0]) if len(runs) == 1 else together(runs, members)
+        sized.append((estimated_cost(runs[0].pair.spec) * len(runs), job))
+    sized.sort(key=lambda item: -item[0])  # stable: equal costs keep the plan's order
+    return [job for _, job in sized]
 
 
 def seed_payload(

@@ -329,7 +329,7 @@ class Sweep:
             return Job("run-seeds", payload, limit, memory, label, tag)
 
         batch = self.options.batch_seeds and not self.options.isolate_baselines
-        return plan_jobs(runnable, batch, one, together)
+        return plan_jobs(runnable, batch, one, together, max(1, self.options.workers))
 
     def _sweep(self, todo: list[PlannedRun], executor: Executor, summary: SweepSummary) -> None:
         pairs = list({(r.pair.spec.id, r.pair.gate.id): r.pair for r in todo}.values())

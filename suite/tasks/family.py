@@ -90,9 +90,10 @@ class TaskFamily(ABC, Generic[SpecT]):
     description: ClassVar[str]
     gate_kind: ClassVar[str] = "router"
     """The kind of gate this family runs; the plan pairs it with gates of that kind only."""
-    batches_seeds: ClassVar[bool] = False
-    """Whether ``run_seeds`` stacks seeds into one vectorised pass: the sweep then gives a
-    baseline's seeds of a task one job (a submission's seeds always run one job each)."""
+    batches_seeds: ClassVar[bool] = True
+    """Whether the sweep gives a baseline's seeds of a task one job (``run_seeds``; a
+    submission's seeds always run one job each): a process's start and warm-up are then paid
+    once per pair, and a family that can stacks the seeds into one vectorised pass."""
 
     @classmethod
     def folder(cls) -> Path:

@@ -22,7 +22,6 @@ class LMFamily(TaskFamily[LMSpec]):
     name = "lm"
     spec_model = LMSpec
     gate_kind = "router"
-    batches_seeds = True
     description = (
         "A character language model whose domain switches mid-sequence: does the gate route to "
         "the next domain's expert at the switch?"

@@ -26,7 +26,6 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
     name = "transition"
     spec_model = TransitionSpec
     gate_kind = "router"
-    batches_seeds = True
     description = (
         "Synthetic streams whose domain changes: does the gate carry context, anticipate the "
         "switch, and trust the reliable expert?"

@@ -1,0 +1,62 @@
+"""Bench item 9: what training a gate's seeds together costs against one seed alone.
+
+For each gate, at the paper profile of ``transition/anticipation`` (batch 512, T = 12): ms per
+epoch of one seed, of five seeds stacked into one vectorised pass (``vmap``), and of the same five
+seeds in a loop, all in one warm process (a warm-up run first, so allocator and import costs are
+not counted). The issue's goal is five seeds at no more than 1.6× one seed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from suite.gates.entries import get_gate
+from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks.family import RunContext, get_family
+from suite.tasks.loading import load_all_tasks, select_tasks
+
+TASK = "transition/anticipation"
+GATES = ("affinity", "beta", "beta+ant")
+
+
+def _epoch_ms(spec, gate_id: str, seeds: int, vectorise: bool) -> float:
+    family = get_family(spec.family)
+    info = family.task_info(spec)
+    ctxs = [RunContext(seeds=RunSeeds(spec.master_seed, spec.id, i)) for i in range(seeds)]
+    gates = []
+    for ctx in ctxs:
+        with seeded_global_rng(ctx.seeds.init):
+            gates.append(get_gate(gate_id).build(info, {}))
+    started = time.perf_counter()
+    family.run_seeds(spec, gates, ctxs, vectorise=vectorise)
+    return (time.perf_counter() - started) / spec.train.epochs * 1e3
+
+
+def seed_costs(epochs: int = 100) -> dict[str, dict[str, float]]:
+    base = select_tasks(load_all_tasks(), [TASK])[0].for_profile("paper")
+    train = base.train.model_copy(update={"epochs": epochs, "eval_window": min(10, epochs)})
+    spec = base.model_copy(update={"train": train})
+    found: dict[str, dict[str, float]] = {}
+    for gate_id in GATES:
+        _epoch_ms(spec, gate_id, 1, True)  # warm-up
+        one = _epoch_ms(spec, gate_id, 1, True)
+        stacked = _epoch_ms(spec, gate_id, 5, True)
+        looped = _epoch_ms(spec, gate_id, 5, False)
+        found[gate_id] = {
+            "one_seed": one,
+            "five_stacked": stacked,
+            "five_looped": looped,
+            "stacked_over_one": stacked / one,
+            "looped_over_stacked": looped / stacked,
+        }
+    return found
+
+
+def print_seed_costs(found: dict[str, dict[str, float]]) -> None:
+    print(f"\n{TASK} (paper profile), ms per epoch: one seed, 5 seeds stacked (vmap), 5 looped")
+    for gate_id, row in found.items():
+        print(
+            f"  {gate_id:<10} {row['one_seed']:7.1f} {row['five_stacked']:8.1f} "
+            f"{row['five_looped']:8.1f}   5 stacked / 1: {row['stacked_over_one']:.2f}x, "
+            f"loop / stacked: {row['looped_over_stacked']:.2f}x"
+        )
