@@ -62,7 +62,6 @@ def synthetic_batch(data: CharData, batch: int, seed: int, split: str) -> CharBa
     more = torch.tensor(data.more_switches, dtype=torch.long)
     switches = torch.cat([_switches(data, batch, g)[:, None], more.expand(batch, -1)], 1)
     pos = torch.arange(L)
-    segment = (pos[None, None, :] >= switches[:, :, None]).sum(1)  # (B, L): 0 before any switch
     n_seg = switches.shape[1] + 1
     if data.random_order:  # each new domain differs from the one before it
         first = torch.randint(0, data.n_domains, (batch, 1), generator=g)
@@ -70,12 +69,19 @@ def synthetic_batch(data: CharData, batch: int, seed: int, split: str) -> CharBa
         order = (torch.cat([first, shifts], 1).cumsum(1)) % data.n_domains
     else:  # the paper's layout: domain 0 (a-m), then domain 1 (n-z), then 2, ...
         order = (torch.arange(n_seg) % data.n_domains).expand(batch, -1)
-    domains = order.gather(1, segment)
     u = torch.rand(batch, L, generator=g)
     step = torch.where(u < data.p_next, 1, torch.where(u < data.p_next + data.p_skip, 2, 0))
     uniform = torch.randint(0, size, (batch, L), generator=g)
-    at_switch = (pos[None, None, :] == switches[:, :, None]).any(1)
-    reset = (step == 0) | (pos[None, :] == 0) | at_switch
+    since = pos[None, None, :] - switches[:, :, None]  # (B, S, L): steps since each switch
+    crossed = since >= 0
+    if data.drift:  # inside a drift window, the new domain with a growing probability
+        mix = torch.rand(batch, 1, L, generator=g)
+        crossed = (since >= data.drift) | (crossed & (mix < (since + 1) / (data.drift + 1)))
+    domains = order.gather(1, crossed.sum(1))  # (B, L): the segment each character is in
+    changed = torch.cat(
+        [torch.zeros(batch, 1, dtype=torch.bool), domains[:, 1:] != domains[:, :-1]], 1
+    )
+    reset = (step == 0) | (pos[None, :] == 0) | changed  # a new domain starts its own walk
     step = torch.where(reset, 0, step)
     climb = step.cumsum(1)
     last = torch.where(reset, pos[None, :].expand(batch, L), torch.zeros_like(step)).cummax(1)

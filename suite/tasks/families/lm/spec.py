@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -51,6 +52,13 @@ class CharData(CharBase):
     more_switches: list[int] = Field(
         default_factory=list, description="Indices of further switches after switch_at."
     )
+    drift: int = Field(
+        0,
+        ge=0,
+        description="Gradual switches: over the drift characters from each switch, a character "
+        "is from the new domain with probability (steps since the switch + 1) / (drift + 1); "
+        "0 is an abrupt switch.",
+    )
     held_out: ClassVar[bool] = False  # every batch is a fresh draw: training batches are unseen
 
     @model_validator(mode="after")
@@ -69,6 +77,17 @@ class CharData(CharBase):
                 "more_switches must increase after switch_at, inside the sequence, and needs a "
                 "fixed switch_at (no random_switch)"
             )
+        if self.drift:
+            last = (self.random_switch or (self.switch_at,) * 2)[1]
+            gaps = [b - a for a, b in itertools.pairwise(bounds)]
+            if (
+                max([last, *bounds]) + self.drift >= self.seq_len
+                or min(gaps, default=9e9) <= self.drift
+            ):
+                raise ValueError(
+                    "each drift must end inside the sequence and before the next switch: "
+                    "lower drift or move the switches"
+                )
         return self
 
 
