@@ -252,3 +252,18 @@ def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks
     assert jobs[0].label.startswith(longest) and not jobs[-1].label.startswith(longest)
     assert sorted(r.seed_index for j in jobs for r, _ in j.tag) == sorted([*range(5)] * 2)
     assert len(plan_jobs(members, False, one, together, workers=2)) == 10
+
+
+@pytest.mark.slow
+def test_every_lm_router_batches_seeds_bit_for_bit(monkeypatch):
+    """The GPU path of the lm family for every registered router (slow: all of them)."""
+    monkeypatch.setattr("suite.tasks.families.lm.protocol.VECTORISE_ON_CPU", True)
+    spec = smoke("lm/char-switch")
+    for entry in transition_routers(spec):
+        together = run(spec, entry.build, range(2))
+        for i in range(2):
+            alone = run(spec, entry.build, [i])[0]
+            if isinstance(alone, BaseException):
+                assert isinstance(together[i], type(alone)), entry.id
+                continue
+            assert together[i].metrics == alone.metrics, entry.id
