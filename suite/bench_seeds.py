@@ -12,6 +12,7 @@ import time
 
 from suite.gates.entries import get_gate
 from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks import seed_stack
 from suite.tasks.family import RunContext, get_family
 from suite.tasks.loading import load_all_tasks, select_tasks
 
@@ -33,6 +34,14 @@ def _epoch_ms(spec, gate_id: str, seeds: int, vectorise: bool) -> float:
 
 
 def seed_costs(epochs: int = 100) -> dict[str, dict[str, float]]:
+    seed_stack.VECTORISE_ON_CPU = True  # time the vmapped pass (a GPU's path) here too
+    try:
+        return _seed_costs(epochs)
+    finally:
+        seed_stack.VECTORISE_ON_CPU = False
+
+
+def _seed_costs(epochs: int) -> dict[str, dict[str, float]]:
     base = select_tasks(load_all_tasks(), [TASK])[0].for_profile("paper")
     train = base.train.model_copy(update={"epochs": epochs, "eval_window": min(10, epochs)})
     spec = base.model_copy(update={"train": train})

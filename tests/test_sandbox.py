@@ -65,5 +65,6 @@ def test_processes_a_gate_leaves_running_are_stopped(sweep):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), f"process {pid} started by the gate is still running"
-    # (an audit's side call on a copy of the gate may start one more)
-    assert any(re.search(r"stopped [12] process", note) for note in record.notes), record.notes
+    # (an audit at the acting call runs side calls on copies of the gate, which may start more:
+    # how many depends on the sweep's secret audit seed)
+    assert any(re.search(r"stopped [1-9]\d* process", note) for note in record.notes), record.notes

@@ -18,6 +18,14 @@ from suite.tasks.family import NonFiniteError, RunContext, get_family
 from suite.tasks.loading import load_all_tasks, select_tasks
 
 SEEDS = 3
+
+
+@pytest.fixture(autouse=True)
+def vmap_on_cpu(monkeypatch):
+    """The vmapped pass is the GPU's; these tests check it on CPU."""
+    monkeypatch.setattr("suite.tasks.seed_stack.VECTORISE_ON_CPU", True)
+
+
 FALLS_BACK = {"gru", "lstm"}  # torch has no vmap batching rule for its fused RNN kernels
 
 
@@ -206,9 +214,8 @@ LM_TASKS = ("lm/char-switch", "lm/real-languages")
 
 @pytest.mark.parametrize("task_id", LM_TASKS)
 def test_the_lm_family_batches_seeds_bit_for_bit_and_matches_the_loop(task_id, monkeypatch):
-    """The lm family vectorises seeds on a GPU only (on CPU its loop is faster); the vmapped
-    path is checked here on CPU."""
-    monkeypatch.setattr("suite.tasks.families.lm.protocol.VECTORISE_ON_CPU", True)
+    """Seeds are vectorised on a GPU only; the vmapped path is checked here on CPU."""
+    monkeypatch.setattr("suite.tasks.seed_stack.VECTORISE_ON_CPU", True)
     spec = smoke(task_id)
     routers = {g.id: g for g in transition_routers(spec)}
     for gate_id in ("affinity", "beta+ant", "topk-lb", "hash", "dynmole"):
@@ -257,7 +264,7 @@ def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks
 @pytest.mark.slow
 def test_every_lm_router_batches_seeds_bit_for_bit(monkeypatch):
     """The GPU path of the lm family for every registered router (slow: all of them)."""
-    monkeypatch.setattr("suite.tasks.families.lm.protocol.VECTORISE_ON_CPU", True)
+    monkeypatch.setattr("suite.tasks.seed_stack.VECTORISE_ON_CPU", True)
     spec = smoke("lm/char-switch")
     for entry in transition_routers(spec):
         together = run(spec, entry.build, range(2))

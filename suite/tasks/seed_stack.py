@@ -37,6 +37,16 @@ from suite.tasks.family import NonFiniteError
 from suite.tasks.training import make_optimizer
 
 TRIAL_TOLERANCE = 1e-4  # relative: the vmapped trial call against each gate's own forward
+VECTORISE_ON_CPU = False
+"""On CPU the seeds run in a loop: measured on 2 cores (``nox -s bench``, item 9), the vmapped
+pass costs what the loop costs once a process is warm, while the loop gives every gate the same
+numbers in the harness's process, behind the proxy and as a submission. The tests and the bench
+switch this on to check and time the GPU's path on CPU."""
+
+
+def vectorising(device: torch.device | str) -> bool:
+    """Whether seeds are stacked into one vmapped pass on ``device``."""
+    return torch.device(device).type == "cuda" or VECTORISE_ON_CPU
 
 
 class NotStackable(Exception):
@@ -294,6 +304,7 @@ def stack_gates(
     ``LoopStack`` whose ``reason`` says why the gate could not be vectorised ("" where the
     family chose the loop: ``vectorise`` False)."""
     reason = ""
+    vectorise = vectorise and vectorising(x.device)
     if vectorise and info.kind == "router":
         try:
             stack = VmapStack(gates, info)
@@ -327,7 +338,8 @@ class ModuleStack:
 
     def __init__(self, modules: list[nn.Module], vectorise: bool = True) -> None:
         self.modules = modules
-        self.vectorised = vectorise
+        device = next((p.device for m in modules for p in m.parameters()), torch.device("cpu"))
+        self.vectorised = vectorise = vectorise and vectorising(device)
         if vectorise:
             params, buffers = torch.func.stack_module_state(modules)
             self.params = {f"m.{k}": v for k, v in params.items()}

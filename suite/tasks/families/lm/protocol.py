@@ -33,7 +33,6 @@ from suite.tasks.seed_stack import GateStack, ModuleStack, stack_gates
 from suite.tasks.training import diagnostics_summary, thin
 
 LN2 = math.log(2.0)
-VECTORISE_ON_CPU = False  # the seeds' vmapped pass is checked on CPU by the tests only
 LIFT_STEPS = 3  # anticipation_lift compares the transition step with this many steps before it
 
 
@@ -190,13 +189,8 @@ def run_seeds(
     for ctx in ctxs:
         with seeded_global_rng(ctx.seeds.derive("model")):
             models.append(CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult).to(device))
-    # Vectorised only on a GPU: on CPU the stacked activations outgrow the core's cache and the
-    # seeds' loop is faster (``nox -s bench``: 29 vs 45 ms per 5-seed epoch at the default
-    # profile). Top-k dispatch sizes its buffers from the data (the busiest expert's load), so
-    # it is never vmapped.
-    on_device = device.type == "cuda" or VECTORISE_ON_CPU
-    wanted = vectorise and on_device and m.dispatch == "soft"
-    lm = ModuleStack(models, vectorise=wanted)
+    # Top-k dispatch sizes its buffers from the data (the busiest expert's load): never vmapped.
+    lm = ModuleStack(models, vectorise=vectorise and m.dispatch == "soft")
 
     def draw(epoch: int, seed_of: Any = epoch_seed, split: str = "train") -> list[CharBatch]:
         return [draw_batch(d, t.batch_size, seed_of(ctx.seeds.data, epoch), split) for ctx in ctxs]
