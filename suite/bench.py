@@ -18,11 +18,11 @@
 7. The facts family: milliseconds per training step of each updater in the family's own loop at
    the paper profile of ``facts/sliding-window`` (batch 16, T = 84, frozen base), and the ratio of
    ``lerp`` (sequential) to ``lerp-scan`` (parallel), the preprint's 2.77x claim.
-8. MoE layer latency (``torch.utils.benchmark``, one thread, median of timed blocks after warm-up)
-   of the character LM's expert layer at Table 6's batch (256 × 63 tokens, d 64) and at 8 experts:
-   every expert mixed softly, top-k with sorted tokens and batched matmuls, the same top-k with a
-   Python loop over experts (the "looped MoE" that DSC's latency claim was measured against), and
-   a dense MLP with the same active parameters (hidden = k × the expert's).
+8. The efficiency table of expert layers (``suite.tasks.families.lm.efficiency``) at Table 6's
+   batch (256 × 63 tokens, d 64) for E = 2, 5 (the DSC paper's MoE, top-2) and 8 experts: soft
+   mixing, top-k batched, top-k looped over experts (the "standard MoE" of DSC's latency claim), an
+   iso-active dense MLP and DSC; latency (``torch.utils.benchmark``, one thread, median after
+   warm-up), ratio to the batched top-k, parameters, FLOPs per token and allocated memory.
 9. Seeds trained together: one seed against five stacked into one vectorised pass and five in a
    loop (``suite.bench_seeds``).
 

@@ -12,6 +12,10 @@ experts, ``GateOutput(logits (B, T, E), state, aux_loss)``. An *updater* (``Upda
 family applies inside its experts. Each task family declares the kind of gate it runs
 (``GateKind``); the harness pairs a gate only with families of its kind.
 
+There are two kinds and no third: a layer that replaces the experts rather than the routing
+decision (Dynamic Subspace Composition, a dense FFN) is a model option of the family that
+measures it (``suite.tasks.families.lm.dsc`` and ``efficiency``), not a gate.
+
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::
 
