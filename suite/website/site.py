@@ -33,6 +33,7 @@ from suite.results.report import fmt
 from suite.runs.records import RunRecord
 from suite.website import pages
 from suite.website.exports import claim_rows, write_downloads
+from suite.website.performance import load_bench, performance_page
 
 SITE_DIR = Path(__file__).resolve().parents[2] / "site"  # <checkout>/site
 
@@ -161,7 +162,8 @@ def build_site(
     """Render the records under ``results`` (matched to the current specs) into ``out``."""
     started = time.perf_counter()
     agg, records = load_results(results, profile)
-    return render_site(agg, records, out or results / "site", templates, started)
+    bench = load_bench(results)
+    return render_site(agg, records, out or results / "site", templates, started, bench)
 
 
 def render_site(
@@ -170,8 +172,10 @@ def render_site(
     out: Path,
     templates: Path = SITE_DIR,
     started: float | None = None,
+    bench: tuple[dict[str, Any] | None, str] = (None, "no measurements: run `nox -s bench`"),
 ) -> SiteSummary:
-    """Render an aggregate and its records into ``out`` (replacing what was there)."""
+    """Render an aggregate and its records into ``out`` (replacing what was there); ``bench``:
+    the bench record for the performance page (``performance.load_bench``)."""
     started = time.perf_counter() if started is None else started
     site = Renderer(agg, records, out, templates)
     site.start()
@@ -185,5 +189,6 @@ def render_site(
     pages.claims_page(site)
     pages.findings_page(site)
     pages.provenance_page(site)
+    performance_page(site, *bench)
     pages.downloads_page(site, write_downloads(out / "downloads", agg, records))
     return SiteSummary(out, site.count, time.perf_counter() - started)

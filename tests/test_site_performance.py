@@ -1,0 +1,81 @@
+"""The performance page: bench.json rendered as tables, robust to partial and newer records."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from suite.results.aggregate import aggregate
+from suite.website.performance import bench_sections, cell, load_bench
+from suite.website.site import build_site, render_site
+from tests.synthetic import synthetic_records
+
+REPORT = {
+    "hardware": "Test CPU × 2",
+    "python": "3.11.7",
+    "torch": "2.13.0",
+    "epoch_ms": {"affinity": {"forward": 3.14159, "step_loop": float("nan")}},
+    "seed_ms": {"beta": {"one_seed": 4.6, "five_stacked": 15.8, "stacked_over_one": 3.45}},
+    "moe_latency_ms": {
+        "E=5, k=2": {
+            "top-k batched": {"ms": 47.55, "params_active": 66501},
+            "dsc (iso-active)": {"ms": 62.67, "params_active": 66437},
+        }
+    },
+    "table5_paper_profile_s": 84.2,
+    "table5_workers": 2,
+    "brand_new_item": {"speed_up": 1.93},
+}
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_cells_format_numbers_and_say_n_a_for_missing_values():
+    assert cell(float("nan")) == "n/a" and cell(None) == "n/a"
+    assert cell(3.14159) == "3.14" and cell(66501) == "66,501" and cell(1234.5) == "1,234"
+
+
+def test_sections_cover_known_and_unknown_items_in_order():
+    keys = [s.key for s in bench_sections(REPORT)]
+    assert keys == [
+        "epoch_ms",
+        "seed_ms",
+        "moe_latency_ms",
+        "table5_paper_profile_s",
+        "brand_new_item",
+    ]
+    moe = next(s for s in bench_sections(REPORT) if s.key == "moe_latency_ms")
+    assert moe.columns == ["", "ms", "params_active"]
+    assert moe.rows[1] == ["E=5, k=2 · dsc (iso-active)", "62.7", "66,437"]
+
+
+def test_the_site_shows_the_bench_record(tmp_path):
+    records = synthetic_records(2, 2, 2)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bench.json").write_text(json.dumps(REPORT))
+    found = load_bench(results)
+    assert found[0]["table5_workers"] == 2 and math.isnan(
+        found[0]["epoch_ms"]["affinity"]["step_loop"]
+    )
+    out = render_site(aggregate(records), records, tmp_path / "site", bench=found).out
+    page = text((out / "performance.html").read_text())
+    assert "Test CPU × 2" in page and "torch 2.13.0" in page
+    assert "3.14 n/a" in page  # the forward time, and the NaN loop time
+    assert "E=5, k=2 · dsc (iso-active) 62.7 66,437" in page
+    assert "seconds 84.2 workers 2" in page
+    assert "brand new item" in page and "1.93" in page
+    assert 'href="performance.html"' in (out / "index.html").read_text()
+
+
+def test_without_a_bench_record_the_page_says_how_to_make_one(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    out = build_site(results).out
+    assert "run `nox -s bench`" in text((out / "performance.html").read_text())
+    (results / "bench.json").write_text("{not json")
+    out = build_site(results).out
+    assert "could not be read" in text((out / "performance.html").read_text())
