@@ -6,7 +6,6 @@ local process-per-run executor and a Dask cluster. Only the parent process write
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import os
 import resource
@@ -38,23 +37,6 @@ def pin_threads(n: int = 1) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     torch.set_num_threads(n)
-    keep_freed_memory()
-
-
-def keep_freed_memory() -> None:
-    """Let glibc reuse freed blocks of up to 32 MiB instead of returning them to the system.
-
-    A training step allocates and frees the same few-megabyte activations every step; by
-    default glibc maps each anew, and on a virtual machine every first touch of a fresh page
-    is a fault that can cost more than the arithmetic (``nox -s bench`` shows the difference).
-    Numbers do not change; only where memory comes from. No-op off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # pragma: no cover - not glibc
-        return
-    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-    libc.mallopt(-2, 32 << 20)  # M_TOP_PAD
 
 
 def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
