@@ -128,7 +128,8 @@ def execute_run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(payload.get("device", "cpu"))
     indices = [int(i) for i in payload["seed_indices"]]
     started = time.monotonic()
-    deadline = started + float(payload.get("time_limit_s", spec.limits.time_s))
+    # the runs share the job's time: each seed's limit, times the seeds
+    deadline = started + float(payload.get("time_limit_s", spec.limits.time_s)) * len(indices)
     overrides = payload["gate"].get("params_override")
     entry = resolve_ref(payload["gate"])
     runners, ctxs, counts = [], [], []

@@ -1,9 +1,9 @@
 """Jobs that carry several seeds of one (task, gate) pair, and their results taken apart.
 
-A family that stacks seeds into one vectorised pass (``TaskFamily.batches_seeds``) gets the
-seeds of a trusted baseline in one job, which its ``run_seeds`` trains together; the imports,
-spec loading and process start are then paid once per pair instead of once per seed. A
-submission's seeds always run one job each, in their own confined processes.
+A trusted baseline's seeds of one task share one job (``TaskFamily.batches_seeds``, on unless
+a family turns it off), which the family's ``run_seeds`` trains together (stacked into one
+vectorised pass where it can); a process's start and warm-up are then paid once per pair instead
+of once per seed. A submission's seeds always run one job each, in their own confined processes.
 """
 
 from __future__ import annotations
