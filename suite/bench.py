@@ -34,38 +34,31 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from suite.bench_seeds import print_seed_costs, seed_costs
+from suite.bench_sweeps import (
+    DASK_GATES,
+    TABLE5_GATES,
+    TASK,
+    ablation_wall_time,
+    dask_wall_time,
+    proxy_overhead,
+    site_render_time,
+)
 from suite.contract import Feedback, GateOutput, RouterGate, State
 from suite.gates.entries import get_gate
 from suite.gates.kinds import kinds
 from suite.runs.jobs import pin_threads
 from suite.runs.provenance import hardware
-from suite.runs.setup import SweepOptions, default_workers
-from suite.runs.sweep import Sweep
+from suite.runs.setup import default_workers
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.families.lm.efficiency import moe_latency, print_moe
 from suite.tasks.family import RunContext, get_family
 from suite.tasks.loading import load_all_tasks
-
-TABLE5_GATES = [
-    "affinity",
-    "beta",
-    "pi",
-    "ant",
-    "beta+pi",
-    "beta+ant",
-    "pi+ant",
-    "beta+pi+ant",
-    "oracle",
-]
-TASK = "transition/anticipation"
 
 
 class StepLoop(RouterGate):
@@ -165,123 +158,13 @@ def facts_step_costs() -> dict[str, float]:
     return costs
 
 
-def site_render_time(n_gates: int = 20, n_tasks: int = 15, n_seeds: int = 5) -> tuple[float, int]:
-    """(seconds, pages) to build the site from records on disk, as `gatebench site` does."""
-    from suite.runs.records import write_record
-    from suite.website.site import build_site
-    from tests.synthetic import synthetic_records  # a checkout's test data (bench runs from one)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp)
-        for i, rec in enumerate(synthetic_records(n_gates, n_tasks, n_seeds)):
-            write_record(results / "runs" / f"{i:05d}.json", rec)
-        started = time.perf_counter()
-        summary = build_site(results)
-        return time.perf_counter() - started, summary.pages
-
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "submissions" / "selective-memory"
-
-
-def proxy_overhead(repeats: int = 5) -> dict[str, float]:
-    """Seconds per run of the example submission (default profile, one seed), in this process
-    and in a gate process of its own behind the proxy. The two alternate ``repeats`` times (so
-    drifts of the machine hit both alike); the ratio is of the medians, with the range of the
-    per-pair ratios beside it, since two processes ping-ponging on 2 cores vary run to run."""
-    from suite.gates.proxy import GateClient
-    from suite.gates.submissions import register_submission
-    from suite.runs.executors import ProcessExecutor
-    from suite.runs.hosts import start_forked
-
-    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("default")
-    family = get_family(spec.family)
-    info = family.task_info(spec)
-    seeds = RunSeeds(spec.master_seed, TASK, 0)
-    entry = register_submission(EXAMPLE)  # our own example: importing it here is safe
-
-    def here() -> tuple[float, dict]:
-        with seeded_global_rng(seeds.init):
-            gate = entry.build(info)
-        started = time.perf_counter()
-        metrics = family.run(spec, gate, RunContext(seeds=seeds)).metrics
-        return time.perf_counter() - started, metrics
-
-    def proxied() -> tuple[float, dict]:
-        ref = {"id": entry.id, "submission_dir": str(EXAMPLE)}
-        sock, host = start_forked(ProcessExecutor.context(), ref, None, 1, "bench")
-        client = GateClient(sock)
-        try:
-            gate = client.build(info, None, seeds.init)
-            started = time.perf_counter()
-            metrics = family.run(spec, gate, RunContext(seeds=seeds)).metrics
-            return time.perf_counter() - started, metrics
-        finally:
-            client.close()
-            host.stop()
-
-    local, remote = [], []
-    for _ in range(repeats):
-        local.append(here())
-        remote.append(proxied())
-    in_process = statistics.median(seconds for seconds, _ in local)
-    through_proxy = statistics.median(seconds for seconds, _ in remote)
-    pairs = [r / h for (h, _), (r, _) in zip(local, remote, strict=True)]
-    return {
-        "epochs": spec.train.epochs,
-        "repeats": repeats,
-        "in_process_s": in_process,
-        "proxy_s": through_proxy,
-        "ratio": through_proxy / in_process,
-        "ratio_min": min(pairs),
-        "ratio_max": max(pairs),
-        "same_metrics": all(m == local[0][1] for _, m in local + remote),
-    }
-
-
-DASK_GATES = ["affinity", "beta", "beta+ant", "beta+pi+ant"]
-
-
-def dask_wall_time(workers: int) -> float:
-    """Seconds for the default profile of the anticipation task × ``DASK_GATES`` on a Dask
-    LocalCluster of ``workers`` single-threaded worker processes (cluster start excluded)."""
-    from distributed import Client, LocalCluster
-
-    tasks = [t for t in load_all_tasks() if t.id == TASK]
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    try:
-        with Client(cluster) as client:
-            client.wait_for_workers(workers)
-        with tempfile.TemporaryDirectory() as tmp:
-            options = SweepOptions(
-                profile="default", results=Path(tmp), workers=workers, executor="dask",
-                scheduler=cluster.scheduler_address,
-            )  # fmt: skip
-            started = time.perf_counter()
-            summary = Sweep(options, log=lambda msg: None).run(
-                tasks, [get_gate(g) for g in DASK_GATES]
-            )
-            wall = time.perf_counter() - started
-    finally:
-        cluster.close()
-    if summary.ok != len(DASK_GATES) * 5:
-        raise RuntimeError(f"the Dask sweep did not finish cleanly: {summary.failures}")
-    return wall
-
-
-def ablation_wall_time(workers: int) -> float:
-    tasks = [t for t in load_all_tasks() if t.id == TASK]
-    with tempfile.TemporaryDirectory() as tmp:
-        options = SweepOptions(profile="paper", results=Path(tmp), workers=workers)
-        started = time.perf_counter()
-        summary = Sweep(options, log=lambda msg: None).run(
-            tasks, [get_gate(g) for g in TABLE5_GATES]
-        )
-        wall = time.perf_counter() - started
-    if summary.ok != len(TABLE5_GATES) * 5:
-        raise RuntimeError(f"the ablation sweep did not finish cleanly: {summary.failures}")
-    return wall
+def update_report(path: Path, key: str, value: object) -> None:
+    """Store one item in an existing bench record (or a new one), leaving its other items."""
+    report = json.loads(path.read_text()) if path.exists() else {"hardware": hardware()}
+    report[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    print(f"{key} written to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only-facts", action="store_true", help="measure only the updaters' step costs (item 7)"
     )
     parser.add_argument(
-        "--only-moe", action="store_true", help="measure only the MoE layer latencies (item 8)"
+        "--only-moe",
+        action="store_true",
+        help="measure only the efficiency table of expert layers (item 8) and store it in --out "
+        "under moe_latency_ms, keeping the file's other items",
     )
     parser.add_argument(
         "--only-seeds", action="store_true", help="measure only seeds stacked vs alone (item 9)"
@@ -332,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         print_seed_costs(seeds)
         return 0
     if args.only_moe:
-        report["moe_latency_ms"] = moe = moe_latency()
+        moe = moe_latency()
         print_moe(moe)
+        update_report(args.out, "moe_latency_ms", moe)
         return 0
     print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
     for gate_id in TABLE5_GATES:

@@ -14,7 +14,10 @@ family applies inside its experts. Each task family declares the kind of gate it
 
 There are two kinds and no third: a layer that replaces the experts rather than the routing
 decision (Dynamic Subspace Composition, a dense FFN) is a model option of the family that
-measures it (``suite.tasks.families.lm.dsc`` and ``efficiency``), not a gate.
+measures it, not a gate: the lm family's ``model.layer: dsc | dense`` (``suite.tasks.families.lm``:
+``dsc``, ``model``, and the ``efficiency`` table). A gate decides which experts a token uses;
+these layers have no experts to choose (DSC picks its atoms with its own router), so the gate's
+logits mix nothing there and no gate can be ranked on them.
 
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::

@@ -63,8 +63,9 @@ def test_the_model_runs_both_dispatch_modes():
     model = CharLM(vocab=26, d_model=8, n_experts=2, ff_mult=2)
     x = model.embed(torch.randint(0, 26, (3, 5)))
     for dispatch in ("soft", "top-k"):
-        logits, weights = model.finish(x, torch.randn(3, 5, 2), dispatch, 1)
+        logits, weights, aux = model.finish(x, torch.randn(3, 5, 2), dispatch, 1)
         assert logits.shape == (3, 5, 26) and torch.allclose(weights.sum(-1), torch.ones(3, 5))
+        assert aux.item() == 0.0  # the MoE layer has no loss of its own
 
 
 def test_a_smoke_sweep_repeats_and_labels_routers(sweep, tmp_path):

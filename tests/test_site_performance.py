@@ -6,17 +6,22 @@ import json
 import math
 import re
 
+import pytest
+
 from suite.results.aggregate import aggregate
 from suite.website.performance import bench_sections, cell, load_bench
 from suite.website.site import build_site, render_site
 from tests.synthetic import synthetic_records
+from tests.test_site import _page, browser  # noqa: F401  (the browser fixture)
 
 REPORT = {
     "hardware": "Test CPU × 2",
     "python": "3.11.7",
     "torch": "2.13.0",
     "epoch_ms": {"affinity": {"forward": 3.14159, "step_loop": float("nan")}},
-    "seed_ms": {"beta": {"one_seed": 4.6, "five_stacked": 15.8, "stacked_over_one": 3.45}},
+    "seed_ms": {"beta": {"one_seed": 4.6, "five_stacked": 15.8, "stacked_over_one": 3.4468}},
+    "facts_step_ms": {"lerp": 9.0, "lerp-scan": 3.0, "lerp_over_lerp_scan": 3.0},
+    "dask_s": {"gates": ["beta", "ant"], "one_worker": 10.0, "two_workers": 5.5},
     "moe_latency_ms": {
         "E=5, k=2": {
             "top-k batched": {"ms": 47.55, "params_active": 66501},
@@ -36,6 +41,8 @@ def text(html: str) -> str:
 def test_cells_format_numbers_and_say_n_a_for_missing_values():
     assert cell(float("nan")) == "n/a" and cell(None) == "n/a"
     assert cell(3.14159) == "3.14" and cell(66501) == "66,501" and cell(1234.5) == "1,234"
+    assert cell(3.6512, "ratio") == "3.65×" and cell(1.5, "looped_over_stacked") == "1.50×"
+    assert cell(float("nan"), "ratio") == "n/a" and cell(2.0, "ms") == "2"
 
 
 def test_sections_cover_known_and_unknown_items_in_order():
@@ -44,6 +51,8 @@ def test_sections_cover_known_and_unknown_items_in_order():
         "epoch_ms",
         "seed_ms",
         "moe_latency_ms",
+        "facts_step_ms",
+        "dask_s",
         "table5_paper_profile_s",
         "brand_new_item",
     ]
@@ -67,6 +76,9 @@ def test_the_site_shows_the_bench_record(tmp_path):
     assert "3.14 n/a" in page  # the forward time, and the NaN loop time
     assert "E=5, k=2 · dsc (iso-active) 62.7 66,437" in page
     assert "seconds 84.2 workers 2" in page
+    assert "beta 4.6 15.8 3.45×" in page  # a ratio
+    assert "lerp_over_lerp_scan 3.00×" in page and "speed_up 1.82×" in page  # 10 / 5.5
+    assert "scan_ms" not in page and "Leaky-integrator" not in page  # not measured: no section
     assert "brand new item" in page and "1.93" in page
     assert 'href="performance.html"' in (out / "index.html").read_text()
 
@@ -79,3 +91,18 @@ def test_without_a_bench_record_the_page_says_how_to_make_one(tmp_path):
     (results / "bench.json").write_text("{not json")
     out = build_site(results).out
     assert "could not be read" in text((out / "performance.html").read_text())
+
+
+@pytest.mark.browser
+def test_the_performance_page_in_a_real_browser(browser, tmp_path):  # noqa: F811
+    records = synthetic_records(2, 1, 2)
+    report = (REPORT, "")
+    out = render_site(aggregate(records), records, tmp_path / "site", bench=report).out
+    problems: list[str] = []
+    page = _page(browser, problems)
+    page.goto((out / "index.html").as_uri())
+    page.click("nav a[href='performance.html']")
+    page.wait_for_load_state()
+    assert page.title() == "Performance · GateBench"
+    assert page.locator("section table").count() == len(bench_sections(REPORT))
+    assert problems == []

@@ -79,6 +79,14 @@ class RunOutput:
     data_fingerprint: str = ""
 
 
+def only_result(results: list[RunOutput | BaseException]) -> RunOutput:
+    """The one seed's output of a ``run_seeds`` call, raising its failure."""
+    (result,) = results
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 SpecT = TypeVar("SpecT", bound=TaskSpec)
 
 

@@ -10,8 +10,8 @@ budget ReLU(1 − mean S)² (0.01); frame coherence ‖offdiag(Û Ûᵀ)‖²_F 
 router z-loss mean logsumexp(r)² (1e-4). The banks cost O(M · d) parameters instead of an MoE's
 O(E · d · h). Everything is gathered per token (no loop over atoms or tokens).
 
-DSC is a model option of the lm family's efficiency comparison, not a gate kind: it replaces the
-expert layer, not the routing decision (``suite.contract`` says so too).
+DSC is a model option of the lm family (``model.layer: dsc``, and a row of the efficiency table),
+not a gate kind: it replaces the expert layer, not the routing decision (``suite.contract``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ from torch import Tensor, nn
 
 CLAMP = 20.0
 LOSS_WEIGHTS = {"balance": 0.01, "budget": 0.01, "coherence": 1e-3, "z": 1e-4}
+ATOMS, TOP_K = 16, 4  # M atoms in the bank (ours), K = 4 per token (the paper's)
 
 
 def static_hidden(d_model: int, active: int, n_atoms: int, k: int) -> int:
     """Hidden width of DSC's static MLP that matches ``active`` parameters per token: the MLP
     (2·d·h + h + d), the router (M·d + M), γ (d), the LayerNorm (2d) and K atoms of U and V
-    (2·K·d) — rounded down, so DSC never uses more than the MoE it is compared with."""
+    (2·K·d) — rounded down, so DSC never uses more than the MoE it is compared with (at most
+    2·d parameters fewer: one hidden unit's)."""
     fixed = d_model + n_atoms * d_model + n_atoms + d_model + 2 * d_model + 2 * k * d_model
     return max(1, (active - fixed) // (2 * d_model + 1))
 
 
 class DSCLayer(nn.Module):
-    def __init__(self, d_model: int, hidden: int, n_atoms: int = 16, k: int = 4) -> None:
+    def __init__(self, d_model: int, hidden: int, n_atoms: int = ATOMS, k: int = TOP_K) -> None:
         super().__init__()
         if not 1 <= k <= n_atoms:
             raise ValueError(f"DSC needs 1 <= k <= n_atoms, got k={k}, n_atoms={n_atoms}")
@@ -93,6 +95,11 @@ class DSCLayer(nn.Module):
             "coherence": coherence,
             "z": torch.logsumexp(r, dim=-1).pow(2).mean(),
         }
+
+
+def matched(d_model: int, active: int, n_atoms: int = ATOMS, k: int = TOP_K) -> DSCLayer:
+    """A DSC layer whose active parameters per token match ``active`` (``static_hidden``)."""
+    return DSCLayer(d_model, static_hidden(d_model, active, n_atoms, k), n_atoms, k)
 
 
 def active_parameters(layer: DSCLayer) -> int:

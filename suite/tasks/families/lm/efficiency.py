@@ -28,10 +28,16 @@ from torch import nn
 
 from suite.seeding import seeded_global_rng
 from suite.tasks.families.lm import dsc
-from suite.tasks.families.lm.model import ExpertBank, looped_experts, route
+from suite.tasks.families.lm.model import (
+    ExpertBank,
+    dense_ffn,
+    looped_experts,
+    moe_active_parameters,
+    route,
+)
 
 MOE_SHAPES = ((2, 1), (5, 2), (8, 2))  # (experts, k); (5, 2) is the DSC paper's MoE
-DSC_ATOMS, DSC_K = 16, 4
+DSC_ATOMS, DSC_K = dsc.ATOMS, dsc.TOP_K
 BASE = "top-k batched"
 
 
@@ -56,14 +62,14 @@ def layer_rows(
     with seeded_global_rng(0):
         bank = ExpertBank(n_experts, d_model, h)
         router = nn.Linear(d_model, n_experts)
-        dense = nn.Sequential(nn.Linear(d_model, k * h), nn.GELU(), nn.Linear(k * h, d_model))
+        dense = dense_ffn(d_model, k * h)
         x = torch.randn(tokens, d_model)
         logits = torch.randn(tokens, n_experts)
     expert = 2 * d_model * h + h + d_model  # one expert's parameters
-    moe_active = _count(router) + k * expert
+    moe_active = moe_active_parameters(d_model, n_experts, h, k)
     with seeded_global_rng(1):
-        hidden = dsc.static_hidden(d_model, moe_active, DSC_ATOMS, DSC_K)
-        layer = dsc.DSCLayer(d_model, hidden, DSC_ATOMS, DSC_K)
+        layer = dsc.matched(d_model, moe_active, DSC_ATOMS, DSC_K)
+    hidden = layer.static[0].out_features
     weights, chosen, w = route(logits, "top-k", k)
     soft = torch.softmax(logits, -1)
     moe_flops = 2 * d_model * n_experts + k * 4 * d_model * h  # router + k experts
@@ -101,22 +107,39 @@ def layer_rows(
     }
 
 
+def measure(
+    n_experts: int, k: int, tokens: int, d_model: int, ff_mult: int, name: str, min_run_time: float
+) -> dict[str, float]:
+    """One layer's row (without its ratio): timed, then its allocations profiled."""
+    from torch.utils import benchmark
+
+    fn, figures = layer_rows(n_experts, k, tokens, d_model, ff_mult)[name]
+    with torch.no_grad():
+        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
+        fn()  # warm-up
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+        return {
+            "ms": m.median * 1e3,
+            "iqr_ms": m.iqr * 1e3,
+            **figures,
+            "allocated_mb": allocated_mb(fn),
+        }
+
+
 def moe_latency(
     tokens: int = 256 * 63, d_model: int = 64, ff_mult: int = 4, min_run_time: float = 1.0
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{"E=5, k=2": {layer: {ms, ratio, params_total, params_active, flops_per_token,
-    allocated_mb}}} for each shape of ``MOE_SHAPES``."""
-    from torch.utils import benchmark
+    """{"E=5, k=2": {layer: {ms, iqr_ms, ratio, params_total, params_active, flops_per_token,
+    allocated_mb}}} for each shape of ``MOE_SHAPES``.
 
+    ``iqr_ms`` is the spread of the timed blocks; it does not show the spread between runs. On
+    our 2-core CPU the batched top-k (large padded buffers, freshly allocated each call) flips
+    between about 48 and 85-97 ms at E = 5 from one process to the next, and the order the
+    layers are timed in did not fully explain it: compare its ratios over several runs."""
     found: dict[str, dict[str, dict[str, float]]] = {}
     for n_experts, k in MOE_SHAPES:
-        rows = {}
-        with torch.no_grad():
-            for name, (fn, figures) in layer_rows(n_experts, k, tokens, d_model, ff_mult).items():
-                timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
-                fn()  # warm-up
-                ms = timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-                rows[name] = {"ms": ms, **figures, "allocated_mb": allocated_mb(fn)}
+        args = (n_experts, k, tokens, d_model, ff_mult)
+        rows = {name: measure(*args, name, min_run_time) for name in layer_rows(*args)}
         for row in rows.values():
             row["ratio"] = row["ms"] / rows[BASE]["ms"]
         found[f"E={n_experts}, k={k}"] = rows
@@ -128,12 +151,13 @@ def print_moe(found: dict) -> None:
     for shape, rows in found.items():
         print(f"  {shape}:")
         print(
-            f"    {'layer':<20} {'ms':>8} {'/batched':>9} {'params':>9} {'active':>9} "
+            f"    {'layer':<20} {'ms':>8} {'IQR':>6} {'/batched':>9} {'params':>9} {'active':>9} "
             f"{'FLOP/tok':>9} {'alloc MB':>9}"
         )
         for name, r in rows.items():
             print(
-                f"    {name:<20} {r['ms']:8.2f} {r['ratio']:8.2f}x {r['params_total']:9,d} "
+                f"    {name:<20} {r['ms']:8.2f} {r['iqr_ms']:6.2f} {r['ratio']:8.2f}x "
+                f"{r['params_total']:9,d} "
                 f"{r['params_active']:9,d} {r['flops_per_token']:9,d} {r['allocated_mb']:9.1f}"
             )
         dsc_row, looped = rows["dsc (iso-active)"], rows["top-k looped"]

@@ -9,6 +9,10 @@ Two ways to run the experts (MLP d → ff_mult·d → d, GELU):
 
 ``looped_experts`` is the plain per-expert loop: the equivalence oracle of the tests and the
 "looped MoE" row of the efficiency table.
+
+The spec's ``model.layer`` may replace the experts by a layer that routes by itself (or not at
+all), sized to the top-k MoE's active parameters per token: ``dsc`` (``dsc.py``) or ``dense`` (one
+MLP of hidden k · ff_mult · d). The gate's logits then mix nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from suite.tasks.families.lm import dsc
 
 
 class ExpertBank(nn.Module):
@@ -77,24 +83,64 @@ def route(logits: Tensor, dispatch: str, k: int) -> tuple[Tensor, Tensor | None,
     return torch.zeros_like(logits).scatter(-1, chosen, w), chosen, w
 
 
+def moe_active_parameters(d_model: int, n_experts: int, d_hidden: int, k: int) -> int:
+    """Parameters one token touches in a top-k MoE: the router (d·E + E) and k experts."""
+    return d_model * n_experts + n_experts + k * (2 * d_model * d_hidden + d_hidden + d_model)
+
+
+def dense_ffn(d_model: int, d_hidden: int) -> nn.Sequential:
+    """One MLP d → d_hidden → d (GELU); iso-active with a top-k MoE at d_hidden = k × the
+    expert's: 2·d·k·h + k·h + d parameters, the k experts' less their (k − 1)·d output biases and
+    the router's d·E + E."""
+    return nn.Sequential(nn.Linear(d_model, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_model))
+
+
 class CharLM(nn.Module):
-    def __init__(self, vocab: int, d_model: int, n_experts: int, ff_mult: int) -> None:
+    def __init__(
+        self,
+        vocab: int,
+        d_model: int,
+        n_experts: int,
+        ff_mult: int,
+        layer: str = "moe",
+        top_k: int = 1,
+    ) -> None:
         super().__init__()
+        h = ff_mult * d_model
+        self.layer, self.n_experts = layer, n_experts
         self.embed = nn.Embedding(vocab, d_model)
-        self.experts = ExpertBank(n_experts, d_model, ff_mult * d_model)
+        if layer == "moe":
+            self.experts: nn.Module = ExpertBank(n_experts, d_model, h)
+        elif layer == "dense":
+            self.experts = dense_ffn(d_model, top_k * h)
+        elif layer == "dsc":
+            self.experts = dsc.matched(d_model, moe_active_parameters(d_model, n_experts, h, top_k))
+        else:
+            raise ValueError(f"layer must be 'moe', 'dsc' or 'dense', got '{layer}'")
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab)
 
-    def finish(self, x: Tensor, logits: Tensor, dispatch: str, k: int) -> tuple[Tensor, Tensor]:
+    def finish(
+        self, x: Tensor, logits: Tensor, dispatch: str, k: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Character logits (B, T, V) from the embeddings x (B, T, D) and the gate's logits
-        (B, T, E); also the mixing weights (B, T, E) the experts were given."""
+        (B, T, E); also the mixing weights (B, T, E) the experts were given (uniform where the
+        layer is not the MoE: the gate's logits mix nothing) and the layer's own auxiliary loss
+        (DSC's four losses, weighted; 0 otherwise)."""
         B, T, D = x.shape
         flat = x.reshape(B * T, D)
-        weights, chosen, w = route(logits.reshape(B * T, -1), dispatch, k)
-        mixed = (
-            self.experts.soft(flat, weights)
-            if chosen is None
-            else self.experts.sparse(flat, chosen, w)
-        )
+        aux = flat.new_zeros(())
+        if self.layer == "moe":
+            weights, chosen, w = route(logits.reshape(B * T, -1), dispatch, k)
+            mixed = (
+                self.experts.soft(flat, weights)
+                if chosen is None
+                else self.experts.sparse(flat, chosen, w)
+            )
+        else:
+            weights = torch.full((B * T, self.n_experts), 1 / self.n_experts, device=x.device)
+            mixed = self.experts(flat)
+            if self.layer == "dsc":
+                mixed, aux = mixed
         y = self.norm(flat + mixed).reshape(B, T, D)
-        return self.head(y), weights.reshape(B, T, -1)
+        return self.head(y), weights.reshape(B, T, -1), aux

@@ -28,7 +28,7 @@ from suite.tasks.families.lm.corpus import corpus_dataset
 from suite.tasks.families.lm.data import CharBatch, draw_batch
 from suite.tasks.families.lm.model import CharLM
 from suite.tasks.families.lm.spec import LMSpec, RealLanguages
-from suite.tasks.family import ArrayResult, RunContext, RunOutput
+from suite.tasks.family import ArrayResult, RunContext, RunOutput, only_result
 from suite.tasks.seed_stack import GateStack, ModuleStack, stack_gates
 from suite.tasks.training import diagnostics_summary, thin
 
@@ -159,22 +159,20 @@ class Window:
 
 def _read(
     lm: ModuleStack, stack: GateStack, inputs: Tensor, targets: Tensor, spec: LMSpec
-) -> tuple[Tensor, Tensor, Any]:
-    """Per-step cross-entropy (S, B, T), the experts' mixing weights (S, B, T, E) and the
-    gates' outputs, for inputs (S, B, T) of every seed."""
+) -> tuple[Tensor, Tensor, Any, Tensor]:
+    """Per-step cross-entropy (S, B, T), the experts' mixing weights (S, B, T, E), the
+    gates' outputs and the layer's own aux loss (S,: DSC's; 0 for the MoE and dense), for
+    inputs (S, B, T) of every seed."""
     m = spec.model
     x = lm.call("embed", inputs)
     out = stack(x, Side(token_ids=inputs))
-    logits, weights = lm.call("finish", x, out.logits, dispatch=m.dispatch, k=m.top_k)
+    logits, weights, layer_aux = lm.call("finish", x, out.logits, dispatch=m.dispatch, k=m.top_k)
     ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none")
-    return ce.view_as(inputs), weights, out
+    return ce.view_as(inputs), weights, out, layer_aux
 
 
 def run(spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
-    result = run_seeds(spec, [gate], [ctx])[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return only_result(run_seeds(spec, [gate], [ctx]))
 
 
 def run_seeds(
@@ -188,7 +186,9 @@ def run_seeds(
     models = []
     for ctx in ctxs:
         with seeded_global_rng(ctx.seeds.derive("model")):
-            models.append(CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult).to(device))
+            models.append(
+                CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult, m.layer, m.top_k).to(device)
+            )
     # Top-k dispatch sizes its buffers from the data (the busiest expert's load): never vmapped.
     lm = ModuleStack(models, vectorise=vectorise and m.dispatch == "soft")
 
@@ -214,14 +214,14 @@ def run_seeds(
     lm.train()
     for epoch in range(t.epochs):
         batch = first if epoch == 0 else draw(epoch)
-        ce, weights, out = _read(
+        ce, weights, out, layer_aux = _read(
             lm, stack, stacked(batch, "inputs"), stacked(batch, "targets"), spec
         )
         scale = torch.ones_like(ce)
         scale[seed_axis, rows, stacked(batch, "switches") - 1] = t.transition_weight
         weighted = ce * scale
         # Per-seed reductions: a seed's numbers must not depend on the seeds beside it.
-        per_seed = torch.stack([w.mean() for w in weighted]) + out.aux_loss
+        per_seed = torch.stack([w.mean() for w in weighted]) + out.aux_loss + layer_aux
         loss = stack.total_loss(per_seed, epoch)
         losses[epoch] = per_seed.detach().cpu()
         if epoch >= first_window and not d.held_out:
@@ -231,7 +231,7 @@ def run_seeds(
             with torch.no_grad():
                 held = draw(epoch, metric_seed, "held-out")
                 inputs, targets = stacked(held, "inputs"), stacked(held, "targets")
-                held_ce, held_weights, _ = _read(lm, stack, inputs, targets, spec)
+                held_ce, held_weights, _, _ = _read(lm, stack, inputs, targets, spec)
                 for s in range(S):
                     windows[s].add(held_ce[s], held_weights[s], held[s])
         if optimizer is not None:
@@ -240,6 +240,12 @@ def run_seeds(
             optimizer.step()
         for ctx in ctxs:
             ctx.tick(epoch + 1, t.epochs)
+    notes = [f"seeds ran one after another: {stack.reason}"] if stack.reason else []
+    if m.layer != "moe":
+        notes.append(
+            f"layer {m.layer}: the experts are replaced, the gate's logits mix nothing (only its "
+            "aux loss trains it); no routing metrics"
+        )
     results: list[RunOutput | BaseException] = []
     for s in range(S):
         if s in stack.failed:
@@ -253,7 +259,7 @@ def run_seeds(
                 metrics={k: v for k, v in metrics.items() if k in spec.metrics},
                 arrays=arrays,
                 diagnostics=diagnostics_summary(stack.gates[s].diagnostics()),
-                notes=[f"seeds ran one after another: {stack.reason}"] if stack.reason else [],
+                notes=list(notes),
                 data_fingerprint=fingerprint(_columns(windows[s].batches, first_window)),
             )
         )

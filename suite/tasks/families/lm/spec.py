@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -126,11 +126,24 @@ class LMModel(StrictModel):
         "soft", description="soft: every expert, mixed by softmax (the paper's); top-k: sparse."
     )
     top_k: int = Field(1, ge=1)
+    layer: Literal["moe", "dsc", "dense"] = Field(
+        "moe",
+        description="moe: the experts, mixed by the gate (default); dsc: Dynamic Subspace "
+        "Composition (lm/dsc.py) and dense: one MLP of hidden top_k × ff_mult × d_model, each "
+        "sized to the active parameters of this top-k MoE. dsc and dense replace the experts "
+        "and route by themselves: the gate still runs (its aux loss counts) but its logits mix "
+        "nothing, so the routing metrics are not available and each record says so.",
+    )
 
     @model_validator(mode="after")
     def _k(self) -> LMModel:
         if self.top_k > self.n_experts:
             raise ValueError("top_k must be at most n_experts")
+        if self.layer != "moe" and self.dispatch != "top-k":
+            raise ValueError(
+                f"layer '{self.layer}' is sized to match a top-k MoE's active parameters, so it "
+                f"needs dispatch 'top-k' (got '{self.dispatch}'): set dispatch: top-k and top_k"
+            )
         return self
 
 
@@ -142,6 +155,12 @@ class LMTrain(StrictModel):
     eval_window: int = Field(
         50, gt=0, description="Metrics: mean over the last epochs' batches, before their steps."
     )
+
+
+ROUTING_METRICS = frozenset(
+    {"p_correct_transition", "p_correct_mid", "anticipation_lift", "k_coverage", "load_entropy",
+     "max_load"}
+)  # fmt: skip  # read from the gate's mixing weights: none without the MoE layer
 
 
 def lm_metrics() -> dict[str, MetricInfo]:
@@ -206,7 +225,18 @@ class LMSpec(TaskSpec):
     train: LMTrain
 
     def available_metrics(self) -> dict[str, MetricInfo]:
-        return lm_metrics()
+        metrics = lm_metrics()
+        if self.model.layer != "moe":
+            return {k: v for k, v in metrics.items() if k not in ROUTING_METRICS}
+        return metrics
 
     def family_identity_fields(self) -> tuple[str, ...]:
         return ("data", "model", "train")
+
+    def identity(self) -> dict[str, Any]:
+        """The default ``layer: moe`` is left out: specs written before the option keep their
+        hashes (and their lock entries)."""
+        ident = super().identity()
+        if self.model.layer == "moe":
+            ident["model"] = {k: v for k, v in ident["model"].items() if k != "layer"}
+        return ident

@@ -20,7 +20,7 @@ from suite.tasks.families.transition.data import (
     RoutingStream,
 )
 from suite.tasks.families.transition.spec import TransitionSpec
-from suite.tasks.family import ArrayResult, RunContext, RunOutput
+from suite.tasks.family import ArrayResult, RunContext, RunOutput, only_result
 from suite.tasks.seed_stack import stack_gates
 from suite.tasks.training import diagnostics_summary, thin
 
@@ -57,10 +57,7 @@ def eval_dataset(spec: TransitionSpec, data_seed: int):
 
 
 def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
-    result = run_seeds(spec, [gate], [ctx])[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return only_result(run_seeds(spec, [gate], [ctx]))
 
 
 def run_seeds(
