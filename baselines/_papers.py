@@ -55,3 +55,7 @@ DYNMOLE_2025 = (
     "DynMoLE: Boosting Mixture of LoRA Experts Fine-Tuning with a Hybrid Routing Mechanism (2025)"
 )
 DYNMOLE_2025_URL = ""
+REMIX_2025 = "ReMix: Reinforcement routing for mixtures of LoRAs in LLM finetuning (2025)"
+REMIX_2025_URL = ""
+ERC_2025 = "Coupling Experts and Routers in Mixture-of-Experts via an Auxiliary Loss (2025)"
+ERC_2025_URL = ""

@@ -25,6 +25,9 @@
    warm-up), ratio to the batched top-k, parameters, FLOPs per token and allocated memory.
 9. Seeds trained together: one seed against five stacked into one vectorised pass and five in a
    loop (``suite.bench_seeds``).
+10. How an epoch's cost grows with sequence length and batch: ms per epoch and peak allocated
+    memory of a few gates on ``transition/anticipation`` (paper profile) for T = 16 to 1024 at a
+    fixed batch and B = 64 to 1024 at a fixed T (``suite.bench_scaling``).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from suite.bench_scaling import print_scaling, scaling_costs
 from suite.bench_seeds import print_seed_costs, seed_costs
 from suite.bench_sweeps import (
     DASK_GATES,
@@ -189,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-seeds", action="store_true", help="measure only seeds stacked vs alone (item 9)"
     )
+    parser.add_argument(
+        "--only-scaling",
+        action="store_true",
+        help="measure only the growth of an epoch's cost with T and B (item 10) and store it in "
+        "--out under scaling_ms, keeping the file's other items",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -216,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_seeds:
         report["seed_ms"] = seeds = seed_costs()
         print_seed_costs(seeds)
+        return 0
+    if args.only_scaling:
+        scaling = scaling_costs()
+        print_scaling(scaling)
+        update_report(args.out, "scaling_ms", scaling)
         return 0
     if args.only_moe:
         moe = moe_latency()
@@ -266,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     print_moe(moe)
     report["seed_ms"] = seeds = seed_costs()
     print_seed_costs(seeds)
+    report["scaling_ms"] = scaling = scaling_costs()
+    print_scaling(scaling)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

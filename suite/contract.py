@@ -37,6 +37,16 @@ Rules the harness checks before a gate is ranked (``suite.gates.conformance``), 
 * determinism: the same seed gives bit-identical outputs and parameters after training steps;
 * shapes and finite outputs; the parameter budget of the task and of the manifest.
 
+Requests: a router may ask a family with experts for more than the mixture of its logits, in
+``forward`` while training (``self.training`` and grad enabled); a family that honours a request
+names it in ``info.get("requests")`` and the harness rejects an output asking a family for what it
+does not list. ``samples`` (``Samples``): the family also runs each drawn expert set with equal
+weights, adds the mean of their task losses and the leave-one-out policy-gradient term
+mean_m (L_m − mean_{j≠m} L_j) · log π(set_m), L per position (ReMix's RLOO). ``probes``
+(``Probes``): the family runs point i through every expert j, M_ij = ‖expert j's hidden
+activation‖, and adds weight · mean_{i≠j} [ReLU(M_ij − α M_ii) + ReLU(M_ij − α M_jj)] (ERC).
+Both are per seed; they make seeds run one after another rather than vectorised.
+
 The smallest complete gate is ``baselines/affinity.py``; a stateful one is
 ``baselines/composed.py`` with ``baselines/temporal_memory.py``.
 """
@@ -119,12 +129,31 @@ class Side(NamedTuple):
     task_id: Tensor | None = None  # (B,) int64: continual-learning families that reveal the task
 
 
+class Samples(NamedTuple):
+    """Expert sets a router drew from its policy, for the family to score (policy-gradient
+    routers such as ReMix). Each set's experts are weighted equally."""
+
+    experts: Tensor  # (M, B, T, k) int64: M sampled sets of k distinct experts per position
+    log_prob: Tensor  # (M, B, T): log π(set_m | x_t), differentiable
+
+
+class Probes(NamedTuple):
+    """Points of x's space that the family runs through every expert (the expert-router
+    coupling loss, ERC): point i stands for expert i, e.g. the router's row i, perturbed."""
+
+    points: Tensor  # (E, D)
+    alpha: float = 0.5  # margin α of the coupling loss
+    weight: float = 1.0  # its weight in the training loss
+
+
 class GateOutput(NamedTuple):
     """What a router's ``forward`` and ``step`` return."""
 
     logits: Tensor  # (B, T, E) from forward, (B, E) from step
     state: State = None  # state after the last position, to continue the stream from
     aux_loss: Tensor | None = None  # scalar added to the task loss (forward only)
+    samples: Samples | None = None  # forward in training only; see "Requests" above
+    probes: Probes | None = None  # forward in training only; see "Requests" above
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,7 @@ def test_scaffold_then_submit_end_to_end(tmp_path, options):
         new_submission("my-first-gate", tmp_path / "subs")
     with pytest.raises(SubmissionError, match="not a valid gate name"):
         new_submission("My Gate", tmp_path / "subs")
+    options = replace(options, time_limit_s=120)  # 3 s is for the sleeping gate; a busy CI box
     result = submit(folder, options, log=lambda m: None)
     assert result.ok, render_summary(result)
     assert {o.task for o in result.outcomes} == {
@@ -209,6 +211,7 @@ def test_an_updater_scaffold_submits_end_to_end_on_the_facts_family(tmp_path, op
     assert "kind: updater" in (folder / "submission.yaml").read_text()
     with pytest.raises(SubmissionError, match="No template for kind 'painter'"):
         new_submission("other", tmp_path / "subs", kind="painter")
+    options = replace(options, time_limit_s=120)  # 3 s is for the sleeping gate; a busy CI box
     result = submit(folder, options, log=lambda m: None)
     assert result.ok, render_summary(result)
     assert {o.task for o in result.outcomes} == {

@@ -130,9 +130,41 @@ class RouterKind(GateKind):
     def expected_shape(self, info: TaskInfo, batch: int, length: int) -> tuple[int, ...]:
         return (batch, length, info.n_experts)
 
+    def check_output(self, out: Any, info: TaskInfo, batch: int, length: int) -> str | None:
+        problem = super().check_output(out, info, batch, length)
+        if problem is not None:
+            return problem
+        offered = tuple(info.get("requests", ()) or ())
+        for name in ("samples", "probes"):
+            if getattr(out, name, None) is not None and name not in offered:
+                return (
+                    f"the output asks for {name}, which this family does not score (it offers "
+                    f"{list(offered) or 'no requests'}): check info.get('requests') first"
+                )
+        if out.samples is not None:
+            experts, log_prob = out.samples
+            if experts.dim() != 4 or tuple(experts.shape[1:3]) != (batch, length):
+                return f"samples.experts has shape {tuple(experts.shape)}, expected (M, B, T, k)"
+            if experts.shape[0] < 2 or tuple(log_prob.shape) != tuple(experts.shape[:3]):
+                return "samples need M >= 2 sets and log_prob of shape (M, B, T)"
+        if out.probes is not None and tuple(out.probes.points.shape) != (
+            info.n_experts,
+            info.d_model,
+        ):
+            return f"probes.points has shape {tuple(out.probes.points.shape)}, expected (E, D)"
+        return None
+
     def probe_loss(self, out: GateOutput, targets: Tensor) -> Tensor:
+        """Cross-entropy of the logits, plus terms that reach what a router's requests train
+        (the samples' log-probabilities, the probes), so a policy-gradient router is trained and
+        checked for determinism like any other."""
         E = out.logits.shape[-1]
-        return torch.nn.functional.cross_entropy(out.logits.reshape(-1, E), targets.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, E), targets.reshape(-1))
+        if out.samples is not None:
+            loss = loss - out.samples.log_prob.mean()
+        if out.probes is not None:
+            loss = loss + out.probes.points.pow(2).mean()
+        return loss
 
     def feedback(self, info: TaskInfo, targets: Tensor, step: int) -> Feedback:
         error = (targets.unsqueeze(-1) != torch.arange(info.n_experts)).float()  # (B, T, E)

@@ -294,6 +294,8 @@ def parameter_grads(gate: nn.Module, loss: Tensor) -> list[Tensor]:
     params = [p for p in gate.parameters() if p.requires_grad]
     if not params:
         return []
+    if not loss.requires_grad:  # e.g. ReMix's logits: constant weights, trained by its samples
+        return [torch.zeros_like(p) for p in params]
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return [torch.zeros_like(p) if d is None else d for p, d in zip(params, grads, strict=True)]
 

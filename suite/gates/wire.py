@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from suite.contract import Feedback, GateOutput, Side
+from suite.contract import Feedback, GateOutput, Probes, Samples, Side
 
 MAX_HEADER = 16 * 1024 * 1024  # bytes of JSON per message
 MAX_ARENA = 4 * 1024 * 1024 * 1024  # the largest arena a peer may hand over
@@ -56,7 +56,7 @@ def register_wire_type(cls: type) -> type:
     return cls
 
 
-for _cls in (GateOutput, Side, Feedback):
+for _cls in (GateOutput, Side, Feedback, Samples, Probes):
     register_wire_type(_cls)
 
 

@@ -57,6 +57,7 @@ class NotStackable(Exception):
 class StackOutput:
     logits: Tensor  # (S, B, T, E)
     aux_loss: Tensor  # (S,): zeros where a gate returns none
+    outputs: list[Any] | None = None  # each seed's own output (None where failed); loop only
 
 
 def _inner(gate: Any) -> Any:
@@ -143,6 +144,7 @@ class LoopStack(GateStack):
     def __call__(self, x: Tensor, side: Side | None = None) -> StackOutput:
         logits: list[Tensor | None] = [None] * self.n
         aux = [x.new_zeros(())] * self.n
+        outputs: list[Any] = [None] * self.n
         for s in self.alive():
             try:
                 out = self.kind.forward(self.gates[s], x[s], None, _seed_side(side, s))
@@ -152,12 +154,12 @@ class LoopStack(GateStack):
                     raise
                 self.fail(s, exc)
                 continue
-            logits[s] = out.logits
+            logits[s], outputs[s] = out.logits, out
             if out.aux_loss is not None:
                 aux[s] = out.aux_loss
         shape = next(t for t in logits if t is not None)
         filled = [t if t is not None else torch.zeros_like(shape).detach() for t in logits]
-        return StackOutput(torch.stack(filled), torch.stack(aux))
+        return StackOutput(torch.stack(filled), torch.stack(aux), outputs)
 
     def optimizer(self, lr: float, extra: list[Tensor] = ()) -> Any:
         return make_optimizer(lr, self.gates, extra)
@@ -254,6 +256,11 @@ class VmapStack(GateStack):
             grads = _grads((batched * probe).sum() + aux.sum(), [self.params[n] for n in names])
             for s, module in enumerate(self.inner):
                 out = self.kind.forward(module, x[s], None, _seed_side(side, s))
+                if any(getattr(out, r, None) is not None for r in ("samples", "probes")):
+                    raise NotStackable(
+                        "it asks the family for samples or probes (suite.contract, Requests), "
+                        "which the vectorised pass does not carry"
+                    )
                 own = dict(module.named_parameters())
                 loss = (out.logits * probe).sum()
                 if out.aux_loss is not None:
@@ -379,3 +386,12 @@ class ModuleStack:
             return torch.func.functional_call(wrapper, (params, buffers), a)
 
         return torch.func.vmap(one)(self.params, self.buffers, *args)
+
+    def call_one(self, s: int, method: str, *args: Tensor) -> Any:
+        """Seed ``s``'s module alone (differentiable in its stacked slice when vectorised)."""
+        if not self.vectorised:
+            return getattr(self.modules[s], method)(*args)
+        params = {k: v[s] for k, v in self.params.items()}
+        buffers = {k: v[s] for k, v in self.buffers.items()}
+        wrapper = _Method(self.template, method, {})
+        return torch.func.functional_call(wrapper, (params, buffers), args)

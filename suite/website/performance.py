@@ -33,6 +33,13 @@ ABOUT = {
         "Milliseconds per epoch at the paper profile of transition/anticipation: one seed, five "
         "seeds stacked into one vmapped pass, and the same five in a loop (one warm process).",
     ),
+    "scaling_ms": (
+        "Epoch cost against sequence length and batch",
+        "Milliseconds per training epoch and peak memory allocated (MiB, the CPU profiler's "
+        "allocation events) of transition/anticipation at its paper profile with the sequence "
+        "length T (switch halfway) or the batch B changed, each with its growth over the "
+        "smallest T or B.",
+    ),
     "moe_latency_ms": (
         "Expert layers at matched active parameters",
         "Forward of 256 × 63 tokens (d 64), one thread, median after warm-up: soft mixing, "
@@ -144,6 +151,14 @@ def bench_sections(report: dict[str, Any]) -> list[Section]:
             value = {"seconds": value, "workers": report["table5_workers"]}
         elif key == "table5_workers" and "table5_paper_profile_s" in report:
             continue
+        elif key == "scaling_ms" and isinstance(value, dict) and "fixed" in value:
+            fixed = value["fixed"]  # the sweeps' fixed settings, said in words, not as a row
+            if isinstance(fixed, dict):
+                about += (
+                    f" T varies at batch {fixed.get('batch')}, B at T = {fixed.get('T')}; "
+                    f"{fixed.get('epochs')} epochs timed per point."
+                )
+            value = {k: v for k, v in value.items() if k != "fixed"}
         elif key == "dask_s" and isinstance(value, dict) and "speed_up" not in value:
             one, two = value.get("one_worker"), value.get("two_workers")
             if isinstance(one, int | float) and isinstance(two, int | float) and two:

@@ -62,6 +62,11 @@ class ExpertBank(nn.Module):
         y = torch.baddbmm(self.b2, h, self.W2).view(E * capacity, D)
         return x.new_zeros(x.shape).index_add(0, token, y.index_select(0, where) * w[:, None])
 
+    def activation_norms(self, points: Tensor) -> Tensor:
+        """(P, E): the norm of expert e's hidden activation on point p (ERC's matrix M)."""
+        h = F.gelu(torch.einsum("pd,edh->peh", points, self.W1) + self.b1.squeeze(1))
+        return h.norm(dim=-1)
+
 
 def looped_experts(bank: ExpertBank, x: Tensor, weights: Tensor) -> Tensor:
     """The reference: each expert in turn on the tokens that give it weight (N, E) > 0."""
@@ -144,3 +149,16 @@ class CharLM(nn.Module):
                 mixed, aux = mixed
         y = self.norm(flat + mixed).reshape(B, T, D)
         return self.head(y), weights.reshape(B, T, -1), aux
+
+    def sampled(self, x: Tensor, experts: Tensor) -> Tensor:
+        """Character logits (M, B, T, V) with each of M expert sets (M, B, T, k) weighted
+        equally: a router's ``Samples``, all M in one sparse dispatch."""
+        M, (B, T, D), k = experts.shape[0], x.shape, experts.shape[-1]
+        flat = x.reshape(1, B * T, D).expand(M, -1, -1).reshape(M * B * T, D)
+        chosen = experts.reshape(M * B * T, k)
+        mixed = self.experts.sparse(flat, chosen, torch.full(chosen.shape, 1.0 / k).to(x))
+        return self.head(self.norm(flat + mixed)).reshape(M, B, T, -1)
+
+    def probe(self, points: Tensor) -> Tensor:
+        """ERC's (E, E) activation norms of a router's ``Probes``."""
+        return self.experts.activation_norms(points)

@@ -27,6 +27,7 @@ from suite.tasks.coverage import k_for_coverage
 from suite.tasks.families.lm.corpus import corpus_dataset
 from suite.tasks.families.lm.data import CharBatch, draw_batch
 from suite.tasks.families.lm.model import CharLM
+from suite.tasks.families.lm.requests import OFFERED, request_losses
 from suite.tasks.families.lm.spec import LMSpec, RealLanguages
 from suite.tasks.family import ArrayResult, RunContext, RunOutput, only_result
 from suite.tasks.seed_stack import GateStack, ModuleStack, stack_gates
@@ -44,7 +45,12 @@ def task_info(spec: LMSpec) -> TaskInfo:
         seq_len=d.seq_len - 1,
         kind="router",
         inputs=("x", "token_ids"),
-        extras={"vocab_size": d.vocab, "top_k": m.top_k, "family": "lm"},
+        extras={
+            "vocab_size": d.vocab,
+            "top_k": m.top_k,
+            "family": "lm",
+            "requests": OFFERED if m.layer == "moe" else (),
+        },
     )
 
 
@@ -159,16 +165,16 @@ class Window:
 
 def _read(
     lm: ModuleStack, stack: GateStack, inputs: Tensor, targets: Tensor, spec: LMSpec
-) -> tuple[Tensor, Tensor, Any, Tensor]:
+) -> tuple[Tensor, Tensor, Any, Tensor, Tensor]:
     """Per-step cross-entropy (S, B, T), the experts' mixing weights (S, B, T, E), the
-    gates' outputs and the layer's own aux loss (S,: DSC's; 0 for the MoE and dense), for
-    inputs (S, B, T) of every seed."""
+    gates' outputs, the layer's own aux loss (S,: DSC's; 0 for the MoE and dense) and the
+    embeddings the gates read (S, B, T, D), for inputs (S, B, T) of every seed."""
     m = spec.model
     x = lm.call("embed", inputs)
     out = stack(x, Side(token_ids=inputs))
     logits, weights, layer_aux = lm.call("finish", x, out.logits, dispatch=m.dispatch, k=m.top_k)
     ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none")
-    return ce.view_as(inputs), weights, out, layer_aux
+    return ce.view_as(inputs), weights, out, layer_aux, x
 
 
 def run(spec: LMSpec, gate: Any, ctx: RunContext) -> RunOutput:
@@ -214,14 +220,14 @@ def run_seeds(
     lm.train()
     for epoch in range(t.epochs):
         batch = first if epoch == 0 else draw(epoch)
-        ce, weights, out, layer_aux = _read(
-            lm, stack, stacked(batch, "inputs"), stacked(batch, "targets"), spec
-        )
+        targets = stacked(batch, "targets")
+        ce, weights, out, layer_aux, x = _read(lm, stack, stacked(batch, "inputs"), targets, spec)
         scale = torch.ones_like(ce)
         scale[seed_axis, rows, stacked(batch, "switches") - 1] = t.transition_weight
         weighted = ce * scale
         # Per-seed reductions: a seed's numbers must not depend on the seeds beside it.
         per_seed = torch.stack([w.mean() for w in weighted]) + out.aux_loss + layer_aux
+        per_seed = per_seed + request_losses(lm, out.outputs, x, targets, scale)
         loss = stack.total_loss(per_seed, epoch)
         losses[epoch] = per_seed.detach().cpu()
         if epoch >= first_window and not d.held_out:
@@ -231,7 +237,7 @@ def run_seeds(
             with torch.no_grad():
                 held = draw(epoch, metric_seed, "held-out")
                 inputs, targets = stacked(held, "inputs"), stacked(held, "targets")
-                held_ce, held_weights, _, _ = _read(lm, stack, inputs, targets, spec)
+                held_ce, held_weights, *_ = _read(lm, stack, inputs, targets, spec)
                 for s in range(S):
                     windows[s].add(held_ce[s], held_weights[s], held[s])
         if optimizer is not None:
