@@ -113,6 +113,25 @@ def test_leaky_scan_matches_the_recurrence_on_long_sequences(beta):
     assert torch.allclose(scanned, torch.stack(stepped, 1), atol=1e-5 * scale, rtol=1e-5)
 
 
+@pytest.mark.parametrize("T", [65, 128, 200, 1000])
+def test_the_chunked_scan_equals_the_one_piece_scan_in_values_and_gradients(T):
+    from baselines.temporal_memory import CHUNK, _chunked_sums, _decayed_sums
+
+    assert T > CHUNK
+    torch.manual_seed(0)
+    log_beta = torch.log(torch.tensor([0.05, 0.5, 0.9, 0.999])).requires_grad_(True)
+    x = torch.randn(2, T, 4, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(2, T, 4, dtype=torch.float64)
+    outs, grads = [], []
+    for fn in (_decayed_sums, _chunked_sums):
+        out = fn(x, log_beta.double())
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * probe).sum(), [x, log_beta]))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+    for chunked, whole in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-9, atol=1e-9)
+
+
 def test_leaky_scan_gradient_is_finite_for_long_sequences():
     # the masked upper triangle must not overflow into inf * 0 = NaN in the backward pass
     memory = LeakyIntegrator(4, beta_init=0.01)
