@@ -40,13 +40,54 @@ def task_order(data: SequenceData) -> list[int]:
     return torch.randperm(data.n_tasks, generator=generator(data.order_seed)).tolist()
 
 
+def transition_cdf(transition: Tensor) -> Tensor:
+    """Each row's cumulative distribution (V, V) in float64, normalised so its last entry is 1
+    exactly: the inverse-CDF step ``searchsorted(cdf[s], u, right=True)`` with u in [0, 1) then
+    never picks a symbol of probability 0."""
+    cdf = transition.double().cumsum(-1)
+    return cdf / cdf[:, -1:]
+
+
+def step_tables(cdf: Tensor, u: Tensor) -> Tensor:
+    """The inverse-CDF step of every state for every uniform: (M, V) with entry [m, s] =
+    ``searchsorted(cdf[s], u[m], right=True)``, the number of row s's boundaries at or below u[m].
+
+    Computed with the uniforms sorted once: a boundary c is at or below u[m] exactly when the
+    number of uniforms below c is at most u[m]'s rank, so the count is a cumulative histogram of
+    the boundaries' insertion points read at each rank (V² searches instead of M·V)."""
+    order = u.argsort()
+    points = torch.searchsorted(u[order], cdf.T.contiguous())  # (V boundaries, V states)
+    hist = torch.zeros(u.numel() + 1, cdf.shape[0], dtype=torch.long, device=u.device)
+    counts = hist.scatter_add_(0, points, torch.ones_like(points)).cumsum_(0)
+    tables = torch.empty(u.numel(), cdf.shape[0], dtype=torch.long, device=u.device)
+    tables[order] = counts[:-1]
+    return tables
+
+
+def walk_from_uniforms(transition: Tensor, start: Tensor, u: Tensor) -> Tensor:
+    """The walks (N, L + 1) from ``start`` (N,) that the inverse-CDF steps with uniforms ``u``
+    (N, L) take, computed without a loop over the steps.
+
+    Step t maps every state s to f_t[s] = searchsorted(cdf[s], u_t); the state after t steps is
+    (f_t ∘ ... ∘ f_1)(start). The prefix compositions are an inclusive scan over the tables
+    (N, L, V) with composition as the operator (Hillis-Steele: log2 L rounds of ``gather``)."""
+    n, length = u.shape
+    cdf = transition_cdf(transition)
+    v = cdf.shape[0]
+    prefix = step_tables(cdf, u.reshape(-1)).clamp_(max=v - 1).view(n, length, v)
+    shift = 1
+    while shift < length:  # prefix[t] <- prefix[t] ∘ prefix[t - shift], all t >= shift at once
+        prefix[:, shift:] = prefix[:, shift:].gather(-1, prefix[:, :-shift])
+        shift *= 2
+    walked = prefix.gather(-1, start.view(n, 1, 1).expand(n, length, 1)).squeeze(-1)
+    return torch.cat([start.view(n, 1), walked], dim=1)
+
+
 def markov_walk(transition: Tensor, start: Tensor, length: int, g: torch.Generator) -> Tensor:
     """Walks of ``length`` + 1 symbols from ``start`` (N,) on a row-stochastic (V, V) matrix:
-    data generation, vectorised over the walks."""
-    out = [start]
-    for _ in range(length):
-        out.append(torch.multinomial(transition[out[-1]], 1, generator=g).squeeze(1))
-    return torch.stack(out, dim=1)
+    data generation, vectorised over the walks and the steps (one draw of every uniform)."""
+    u = torch.rand(start.shape[0], length, generator=g, dtype=torch.float64)
+    return walk_from_uniforms(transition, start, u)
 
 
 def random_chain(symbols: Tensor, vocab: int, successors: int, alpha: float, g) -> Tensor:

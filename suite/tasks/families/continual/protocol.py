@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call, grad, vmap
 
 from suite.contract import GateOutput, Side, TaskInfo
-from suite.gates.kinds import check_forward, kinds
+from suite.gates.kinds import check_forward, kinds, takes_side
 from suite.seeding import derive_seed, seeded_global_rng
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.continual import metrics as cl
@@ -41,6 +42,10 @@ def task_info(spec: ContinualSpec) -> TaskInfo:
         inputs=("x", "task_id") if d.task_aware else ("x",),
         extras={"n_tasks": d.n_tasks, "top_k": m.top_k},
     )
+
+
+VMAP_TOLERANCE = 1e-5
+"""Relative: a sequence's task loss under ``vmap`` against the gate's own forward on the batch."""
 
 
 def eval_batches(spec: ContinualSpec, sequence: TaskSequence, data_seed: int) -> list[Batch]:
@@ -154,17 +159,79 @@ class Learner:
     def total_steps(self) -> int:
         return self.spec.train.steps * self.spec.data.n_tasks
 
-    def fisher_grads(self, stage: int) -> Iterator[list[Tensor | None]]:
-        """One gradient per sequence of the task (the empirical Fisher is a mean of squared
-        per-example gradients; squared batch means would shrink it by the batch size). Called
-        once per task, for the ``ewc`` regime only."""
-        params = self.params()
+    # -- EWC's empirical Fisher -----------------------------------------------------------------
+
+    def fisher_batch(self, stage: int) -> Batch:
         n = self.spec.train.fisher_samples
-        batch = self.sequence.sample(stage, n, derive_seed(self.ctx.seeds.data, "fisher", stage))
-        for i in range(n):
+        return self.sequence.sample(stage, n, derive_seed(self.ctx.seeds.data, "fisher", stage))
+
+    def fisher_grads(self, stage: int) -> list[Tensor]:
+        """One gradient of the task loss per sequence of the task, stacked (n, *shape) for each of
+        ``params()`` (zeros where a parameter is unused): the empirical Fisher is a mean of squared
+        per-example gradients; squared batch means would shrink it by the batch size. Called once
+        per task, for the ``ewc`` regime only. One vectorised pass where the gate allows it, else
+        the per-sequence loop."""
+        batch = self.fisher_batch(stage)
+        stacked = self.vectorised_grads(batch)
+        if stacked is not None:
+            return stacked
+        rows = list(self.per_sequence_grads(batch))
+        return [
+            torch.stack([torch.zeros_like(p) if r[j] is None else r[j] for r in rows])
+            for j, p in enumerate(self.params())
+        ]
+
+    def per_sequence_grads(self, batch: Batch) -> Iterator[list[Tensor | None]]:
+        """The per-example gradients one sequence at a time (None where a parameter is unused):
+        the path of every gate ``vectorised_grads`` cannot run."""
+        params = self.params()
+        for i in range(batch.task.shape[0]):
             one = Batch(batch.inputs[i : i + 1], batch.labels[i : i + 1], batch.task[i : i + 1])
             task, _ = self.loss(one)
             yield list(torch.autograd.grad(task, params, allow_unused=True))
+
+    def vectorised_grads(self, batch: Batch) -> list[Tensor] | None:
+        """The per-example gradients of ``params()`` in one ``vmap(grad)`` over the sequences
+        (``torch.func``), or None where that cannot run or would change them: a gate in its own
+        process (its parameters are not here), one whose forward ``vmap`` refuses (randomness,
+        data-dependent control flow, ``.item()``), or one whose per-sequence losses under ``vmap``
+        differ from its own forward's on the whole batch (which also checks and audits the call)."""
+        gate = getattr(self.gate, "inner", self.gate)
+        if any(hasattr(m, "remote_optimizer") for m in gate.modules()):
+            return None
+        experts = {name: p.detach() for name, p in self.experts.named_parameters()}
+        own = {name: p for name, p in gate.named_parameters() if p.requires_grad}
+        mine = [*self.experts.parameters(), *own.values()]
+        params = self.params()
+        if len(mine) != len(params) or any(a is not b for a, b in zip(mine, params, strict=True)):
+            return None
+        dev, top_k = self.ctx.device, self.spec.model.top_k
+        aware = self.spec.data.task_aware and takes_side(gate)
+        h, labels, tasks = (
+            t.to(dev) for t in (self._features(batch.inputs.to(dev)), batch.labels, batch.task)
+        )
+
+        def loss(p_experts: dict, p_gate: dict, h: Tensor, labels: Tensor, task: Tensor):
+            x = h.unsqueeze(0)
+            args = (x, None, Side(task_id=task.unsqueeze(0))) if aware else (x,)
+            weights, _ = top_k_weights(functional_call(gate, p_gate, args).logits, top_k)
+            mixed = functional_call(self.experts, p_experts, (x, weights))
+            value = F.cross_entropy(self.base.logits(mixed)[0], labels)
+            return value, value.detach()
+
+        per_example = vmap(grad(loss, argnums=(0, 1), has_aux=True), in_dims=(None, None, 0, 0, 0))
+        try:
+            (g_experts, g_gate), losses = per_example(
+                experts, {name: p.detach() for name, p in own.items()}, h, labels, tasks
+            )
+        except Exception:  # any vmap failure means: one sequence at a time
+            return None
+        with torch.no_grad():
+            logits, _, _ = self.forward(batch)
+            whole = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
+        if not torch.allclose(losses, whole, rtol=VMAP_TOLERANCE, atol=VMAP_TOLERANCE):
+            return None
+        return [*g_experts.values(), *g_gate.values()]
 
     # -- evaluation -----------------------------------------------------------------------------
 

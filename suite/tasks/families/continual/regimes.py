@@ -28,7 +28,9 @@ class Regime:
         return None
 
     def consolidate(self, params: list[nn.Parameter], grads_of_batches: Any) -> None:
-        """Called after a task is learned, with a callable yielding per-batch gradients."""
+        """Called after a task is learned, with a callable giving per-example gradients: one
+        stacked tensor (n, *shape) per parameter, or an iterable of per-example gradient lists
+        (None where a parameter is unused)."""
 
 
 class Sequential(Regime):
@@ -59,14 +61,18 @@ class EWC(Regime):
         return 0.5 * self.strength * total
 
     def consolidate(self, params: list[nn.Parameter], grads_of_batches: Any) -> None:
-        fisher = [torch.zeros_like(p) for p in params]
-        n = 0
-        for grads in grads_of_batches():
-            for f, g in zip(fisher, grads, strict=True):
-                if g is not None:
-                    f += g.detach().pow(2)
-            n += 1
-        fisher = [f / max(n, 1) for f in fisher]
+        grads = grads_of_batches()
+        if isinstance(grads, list | tuple) and all(isinstance(g, Tensor) for g in grads):
+            fisher = [g.detach().pow(2).mean(0) for g in grads]  # stacked (n, *shape)
+        else:
+            fisher = [torch.zeros_like(p) for p in params]
+            n = 0
+            for one in grads:
+                for f, g in zip(fisher, one, strict=True):
+                    if g is not None:
+                        f += g.detach().pow(2)
+                n += 1
+            fisher = [f / max(n, 1) for f in fisher]
         if self.fisher:
             fisher = [old + new for old, new in zip(self.fisher, fisher, strict=True)]
         self.params, self.fisher = params, fisher
