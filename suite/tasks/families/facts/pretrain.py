@@ -20,14 +20,10 @@ from suite.tasks.families.facts.data import (
     scored_positions,
 )
 from suite.tasks.families.facts.spec import FactsSpec
+from suite.tasks.families.facts.templates import layout_of, vocab_of
 from suite.tasks.families.facts.vocab import Vocab
 
 ACCURACY_KEY = "pretrain_accuracy"  # a tensor beside the weights in the artefact
-
-
-def vocab_of(spec: FactsSpec) -> Vocab:
-    d = spec.data
-    return Vocab(d.n_entities, d.n_values, d.n_fillers)
 
 
 def build_base(spec: FactsSpec) -> BaseModel:
@@ -64,10 +60,11 @@ def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
     gaps = torch.randint(0, p.max_gap + 1, (p.steps,), generator=generator(data_seed))
     recent: list[torch.Tensor] = []
     n_facts, n_queries = spec.pretrain_facts
+    layout = layout_of(spec, "train")  # the in-context task, on the training templates
     for step in range(p.steps):
         episodes = draw_episodes(
             vocab, p.batch_size, n_facts, int(gaps[step]), n_queries,
-            episode_seed(data_seed, "pretrain", step), d.overwrites,
+            episode_seed(data_seed, "pretrain", step), d.overwrites, layout,
         )  # fmt: skip
         tokens, labels = episodes.in_context()
         x, u = base.trunk(tokens)

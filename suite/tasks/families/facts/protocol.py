@@ -27,7 +27,6 @@ from suite.gates.wire import map_tensors
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.facts.base import BaseModel
 from suite.tasks.families.facts.data import (
-    QUERY_LEN,
     Episodes,
     draw_episodes,
     episode_seed,
@@ -36,6 +35,7 @@ from suite.tasks.families.facts.data import (
 )
 from suite.tasks.families.facts.pretrain import answer_accuracy, load_base, vocab_of
 from suite.tasks.families.facts.spec import FactsSpec
+from suite.tasks.families.facts.templates import layout_of
 from suite.tasks.family import ArrayResult, RunContext, RunOutput
 from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
 
@@ -51,7 +51,7 @@ def task_info(spec: FactsSpec) -> TaskInfo:
     return TaskInfo(
         d_model=m.d_model,
         n_experts=m.n_experts,
-        seq_len=spec.data.seq_len,
+        seq_len=spec.seq_len,
         kind="updater",
         extras={
             "rank": m.rank,
@@ -91,7 +91,7 @@ def eval_episodes(spec: FactsSpec, data_seed: int, index: int, n_facts: int, n_q
     d = spec.data
     return draw_episodes(
         vocab_of(spec), spec.eval.batch_size, n_facts, d.gap, n_queries,
-        episode_seed(data_seed, f"eval-{n_facts}", index), d.overwrites,
+        episode_seed(data_seed, f"eval-{n_facts}", index), d.overwrites, layout_of(spec, "test"),
     )  # fmt: skip
 
 
@@ -164,11 +164,12 @@ class Evaluator:
 
     def _by_distance(self, hits: Tensor, dist: Tensor) -> ArrayResult:
         """Accuracy at every distance the layout allows (NaN where no query fell)."""
-        d = self.spec.data
-        start = d.support_len + d.gap
+        spec, d, layout = self.spec, self.spec.data, layout_of(self.spec, "test")
+        start = spec.support_len + d.gap
         possible = sorted(
-            {start + QUERY_LEN * q + 1 - (2 * i + 1)
-             for q in range(d.n_queries) for i in range(d.n_facts + d.overwrites)}
+            {start + layout.query_len * q + a - (layout.fact_len * i + v)
+             for q in range(d.n_queries) for i in range(d.n_facts + d.overwrites)
+             for a in layout.answer_in_query.tolist() for v in layout.value_in_fact.tolist()}
         )  # fmt: skip
         index = torch.searchsorted(torch.tensor(possible), dist.flatten())
         n = torch.bincount(index, minlength=len(possible)).double()
@@ -178,10 +179,10 @@ class Evaluator:
 
     def _answer(self, ep: Episodes, state: State, reads: list[Tensor] | None = None) -> Tensor:
         """Per-query correctness of answering ``ep``'s queries in fresh sequences from ``state``."""
-        n_q = self.spec.data.n_queries
+        n = ep.query_len * self.spec.data.n_queries
         hits = []
         for part, lab in zip(
-            ep.queries.split(QUERY_LEN * n_q, dim=1), ep.labels.split(QUERY_LEN * n_q, dim=1),
+            ep.queries.split(n, dim=1), ep.labels.split(n, dim=1),
             strict=True,
         ):  # fmt: skip
             logits, _ = self._fresh_read(part, state, labels=lab)
@@ -193,7 +194,7 @@ class Evaluator:
         """The state after reading the support, n_facts facts per fresh sequence (and a fresh
         copy of the gate per sequence: only the state goes from one read to the next)."""
         state = None
-        for part in ep.support.split(2 * self.spec.data.n_facts, dim=1):
+        for part in ep.support.split(ep.fact_len * self.spec.data.n_facts, dim=1):
             state = self._fresh_read(part, state)[1].state
         return state
 
@@ -227,11 +228,11 @@ def by_part(spec: FactsSpec, diagnostics: dict[str, Tensor]) -> dict[str, Tensor
     gap and query tokens: does the updater learn *when* to write?"""
     found = dict(diagnostics)
     write = found.pop("write_strength", None)
-    d = spec.data
-    if write is None or write.dim() != 1 or write.shape[0] != d.seq_len:
+    support, gap, end = spec.support_len, spec.data.gap, spec.seq_len
+    if write is None or write.dim() != 1 or write.shape[0] != end:
         return diagnostics
-    edges = {"support": (0, d.support_len), "gap": (d.support_len, d.support_len + d.gap),
-             "queries": (d.support_len + d.gap, d.seq_len)}  # fmt: skip
+    edges = {"support": (0, support), "gap": (support, support + gap),
+             "queries": (support + gap, end)}  # fmt: skip
     for part, (start, end) in edges.items():
         if end > start:
             found[f"write_strength_{part}"] = write[start:end].float().mean()
@@ -244,7 +245,7 @@ def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
     base, base_accuracy = load_base(spec, ctx.artifact)
     base.to(ctx.device)
     vocab, d, t = vocab_of(spec), spec.data, spec.train
-    info = task_info(spec)
+    info, layout = task_info(spec), layout_of(spec, "train")
     optimizer = make_optimizer(t.lr, [gate])
     arrays: dict[str, ArrayResult] = {}
     gate.train()
@@ -253,7 +254,7 @@ def run(spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
         for step in range(t.steps):
             ep = draw_episodes(
                 vocab, t.batch_size, d.n_facts, d.gap, d.n_queries,
-                episode_seed(ctx.seeds.data, "train", step), d.overwrites,
+                episode_seed(ctx.seeds.data, "train", step), d.overwrites, layout,
             )  # fmt: skip
             tokens, labels = (z.to(ctx.device) for z in ep.in_context())
             logits, out = read(base, gate, tokens, info, labels=labels)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from suite.tasks.families.facts.templates import PLAIN, Templates
 from suite.tasks.spec import MetricInfo, StrictModel, TaskSpec
 
 Mode = Literal["in_context", "persistent", "capacity"]
@@ -32,14 +33,6 @@ class FactsData(StrictModel):
         if self.overwrites > self.n_facts:
             raise ValueError("overwrites must be at most n_facts")
         return self
-
-    @property
-    def support_len(self) -> int:
-        return 2 * (self.n_facts + self.overwrites)
-
-    @property
-    def seq_len(self) -> int:
-        return self.support_len + self.gap + 3 * self.n_queries
 
 
 class FactsModel(StrictModel):
@@ -139,6 +132,25 @@ class FactsSpec(TaskSpec):
     pretrain: Pretrain
     train: FactsTrain
     eval: FactsEval
+    templates: Templates | None = Field(
+        None, description="Facts and queries as word templates (train and test sets disjoint)."
+    )
+
+    @property
+    def fact_len(self) -> int:
+        return self.templates.fact_len if self.templates else PLAIN.fact_len
+
+    @property
+    def query_len(self) -> int:
+        return self.templates.query_len if self.templates else PLAIN.query_len
+
+    @property
+    def support_len(self) -> int:
+        return self.fact_len * (self.data.n_facts + self.data.overwrites)
+
+    @property
+    def seq_len(self) -> int:
+        return self.support_len + self.data.gap + self.query_len * self.data.n_queries
 
     def available_metrics(self) -> dict[str, MetricInfo]:
         metrics = facts_metrics(1.0 / self.data.n_values)
@@ -163,7 +175,8 @@ class FactsSpec(TaskSpec):
     @model_validator(mode="after")
     def _pretraining_sees_its_facts(self) -> FactsSpec:
         facts, queries = self.pretrain_facts
-        longest = 2 * (facts + self.data.overwrites) + self.pretrain.max_gap + 3 * queries
+        support = self.fact_len * (facts + self.data.overwrites)
+        longest = support + self.pretrain.max_gap + self.query_len * queries
         if queries > facts:
             raise ValueError("pretrain.n_queries must be at most pretrain.n_facts")
         if longest > self.data.window:
@@ -188,4 +201,5 @@ class FactsSpec(TaskSpec):
         return self
 
     def family_identity_fields(self) -> tuple[str, ...]:
-        return ("data", "model", "pretrain", "train", "eval")
+        fields = ("data", "model", "pretrain", "train", "eval")
+        return (*fields, "templates") if self.templates else fields  # plain specs keep their hash

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 PAD, ASK = range(2)
 N_SPECIAL = 2
+IGNORE = -100  # the label of positions that are not scored
 
 
 @dataclass(frozen=True)
