@@ -39,6 +39,21 @@ def pin_threads(n: int = 1) -> None:
     torch.set_num_threads(n)
 
 
+def deterministic_device(device: torch.device) -> None:
+    """On a GPU: plain fp32 matmuls (no TF32) and deterministic cuBLAS and cuDNN kernels, so a
+    run repeated on the same GPU gives the same numbers; ops without a deterministic CUDA kernel
+    warn instead of failing. Nothing changes on CPU, which is deterministic at a fixed thread
+    count already."""
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
     """The job's spec and family; a family registered outside ``suite.tasks.families`` (e.g. by
     a test) is found by importing the module the payload names."""
@@ -87,6 +102,7 @@ def execute_run(payload: dict[str, Any], host: socket.socket | None = None) -> d
     info = _info(family, spec, payload)
     seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
     device = torch.device(payload.get("device", "cpu"))
+    deterministic_device(device)
     artifact = None
     if payload.get("artifact"):
         artifact = load_artifact(payload["artifact"]["path"], payload["artifact"]["hash"])
@@ -126,6 +142,7 @@ def execute_run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     spec, family = _spec(payload)
     info = _info(family, spec, payload)
     device = torch.device(payload.get("device", "cpu"))
+    deterministic_device(device)
     indices = [int(i) for i in payload["seed_indices"]]
     started = time.monotonic()
     # the runs share the job's time: each seed's limit, times the seeds
