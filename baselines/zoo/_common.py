@@ -13,8 +13,15 @@ import torch
 from torch import Tensor
 
 from suite.contract import TaskInfo
+from suite.seeding import generator
 
 FLOOR = -1e4  # log-weight of an expert the router leaves out (finite, so outputs stay finite)
+
+
+def own_generator() -> torch.Generator:
+    """A gate's private RNG (for sampling while training), seeded from the global RNG the harness
+    seeds at build: deterministic in any process, including behind the proxy."""
+    return generator(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def needs_lm(info: TaskInfo) -> tuple[bool, str]:

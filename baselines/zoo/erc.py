@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from baselines._papers import ERC_2025, ERC_2025_URL
+from baselines.zoo._common import own_generator
 from baselines.zoo.topk import TopKRouter
 from suite.contract import GateOutput, Probes, State, TaskInfo
 from suite.gates.entries import register_gate
@@ -45,8 +46,7 @@ class ERCRouter(TopKRouter):
     ) -> None:
         super().__init__(info, balance=balance)
         self.alpha, self.weight, self.noise = float(alpha), float(weight), float(noise)
-        seed = int(torch.randint(0, 2**62, (1,)).item())  # drawn from the seeded global RNG
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = own_generator()
 
     @classmethod
     def supports(cls, info: TaskInfo, **hparams: Any) -> tuple[bool, str]:

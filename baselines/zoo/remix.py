@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines._papers import REMIX_2025, REMIX_2025_URL
-from baselines.zoo._common import log_weights, needs_lm, top_k_mask
+from baselines.zoo._common import log_weights, needs_lm, own_generator, top_k_mask
 from suite.contract import GateOutput, RouterGate, Samples, State, TaskInfo
 from suite.gates.entries import register_gate
 
@@ -54,8 +54,7 @@ class ReMixRouter(RouterGate):
         self.W = nn.Linear(info.d_model, info.n_experts)
         self.k = int(info.get("top_k", 1))
         self.samples = int(samples)
-        seed = int(torch.randint(0, 2**62, (1,)).item())  # drawn from the seeded global RNG
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = own_generator()
 
     @classmethod
     def supports(cls, info: TaskInfo, **hparams: Any) -> tuple[bool, str]:
