@@ -4,6 +4,7 @@ gate's numbers are the same through the proxy as in the harness's process."""
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def test_labels_from_frames_or_the_gc_change_no_number(sweep, tasks):
     cheats = ["test-labels-from-frames", "test-labels-from-gc"]
     for cheat in cheats:  # in the harness's process both cheats would be near perfect
         assert _run_here(tasks[ANT], cheat).metrics["acc_all"] > 0.99
+    thresholds = gc.get_threshold()
+    try:  # whatever the collector did before (other tests), the gc cheat still finds them
+        gc.set_threshold(50, 2, 2)
+        assert _run_here(tasks[ANT], "test-labels-from-gc").metrics["acc_all"] > 0.99
+    finally:
+        gc.set_threshold(*thresholds)
     _, records = sweep([ANT], ["test-honest-linear", *cheats], seeds=2)
     by_gate: dict[str, dict[int, dict]] = {}
     for r in records:
