@@ -24,6 +24,7 @@ from suite.website.site import render_site
 UPDATERS = [
     "no-updater", "lerp", "lerp-scan", "delta-rule", "gated-delta", "decay-delta",
     "surprise-delta", "memory-surprise", "routed-updater", "routed-updater-beta", "gru-updater",
+    "dual-updater",
 ]  # fmt: skip
 
 
