@@ -17,7 +17,11 @@ decision (Dynamic Subspace Composition, a dense FFN) is a model option of the fa
 measures it, not a gate: the lm family's ``model.layer: dsc | dense`` (``suite.tasks.families.lm``:
 ``dsc``, ``model``, and the ``efficiency`` table). A gate decides which experts a token uses;
 these layers have no experts to choose (DSC picks its atoms with its own router), so the gate's
-logits mix nothing there and no gate can be ranked on them.
+logits mix nothing there. To put such a layer on a leaderboard beside the routers, a router may
+*select* it instead of routing: a gate whose class sets ``layer`` to a name the family lists in
+``info.get("layers")`` is a *layer entry*. The family builds that layer in place of its experts,
+trains it under the same data, seeds and budget as every router, reports no routing metric for
+it, and ignores the entry's logits (``dsc`` and ``dense`` in ``baselines/zoo/layers.py``).
 
 The task family owns everything around the gate (data, experts, loss, optimiser, metrics). Per
 training step it calls, in this order::
@@ -184,6 +188,10 @@ class Gate(nn.Module):
     kind: ClassVar[str] = ""
     """The gate kind ("router", "updater", ...); set by each kind's base class."""
 
+    layer: ClassVar[str | None] = None
+    """A layer entry's layer (one of the family's ``info.get("layers")``); None for a gate that
+    routes. See the module docstring."""
+
     def __init__(self, info: TaskInfo) -> None:
         super().__init__()
         self.info = info
@@ -275,6 +283,13 @@ class UpdaterGate(Gate):
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
         raise NotImplementedError
+
+
+def selected_layer(gate: Any) -> str | None:
+    """The layer a gate selects instead of routing (a layer entry), through the harness's
+    wrappers (audits, the untrusted-gate proxy); None for a gate that routes."""
+    found = getattr(getattr(gate, "inner", gate), "layer", None)
+    return None if found is None else str(found)
 
 
 def adapted_shapes(info: TaskInfo) -> list[tuple[tuple[int, int], tuple[int, int]]]:

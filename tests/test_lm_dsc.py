@@ -119,7 +119,7 @@ def test_dense_uses_the_experts_active_parameters_less_the_router_and_k_minus_1_
 @pytest.mark.parametrize("layer", ["dsc", "dense"])
 def test_the_char_lm_builds_the_chosen_layer_and_ignores_the_gate(layer):
     torch.manual_seed(0)
-    model = CharLM(vocab=26, d_model=8, n_experts=4, ff_mult=2, layer=layer, top_k=2)
+    model = CharLM(vocab=26, d_model=8, n_experts=4, ff_mult=2, layer=layer, active=2)
     x = model.embed(torch.randint(0, 26, (3, 5)))
     logits, weights, aux = model.finish(x, torch.randn(3, 5, 4), "top-k", 2)
     again, _, _ = model.finish(x, torch.randn(3, 5, 4), "top-k", 2)
@@ -133,8 +133,8 @@ def test_the_char_lm_builds_the_chosen_layer_and_ignores_the_gate(layer):
 def test_the_layer_option_keeps_old_hashes_and_drops_the_routing_metrics(tasks):
     spec = tasks["lm/char-switch"]
     assert "layer" not in spec.identity()["model"]
-    with pytest.raises(ValueError, match="needs dispatch 'top-k'"):
-        LMModel(layer="dsc")
+    assert LMModel(layer="dsc").active_experts == 2  # soft: sized to every expert
+    assert LMModel(layer="dsc", dispatch="top-k", n_experts=4, top_k=2).active_experts == 2
     raw = spec.for_profile("smoke").model_dump(mode="json")
     raw["model"].update(layer="dsc", dispatch="top-k")
     with pytest.raises(ValueError, match="p_correct_transition"):

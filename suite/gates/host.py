@@ -94,7 +94,12 @@ class GateHost:
             gate = self.entry.build(task, overrides).to(torch.device(device))
         self.gates[handle] = gate
         trainable = sum(p.numel() for p in gate.parameters() if p.requires_grad)
-        return {"trainable": trainable, "causal": bool(gate.causal), "cls": type(gate).__name__}
+        return {
+            "trainable": trainable,
+            "causal": bool(gate.causal),
+            "cls": type(gate).__name__,
+            "layer": None if gate.layer is None else str(gate.layer),
+        }
 
     def do_clone(self, handle: int, new: int) -> None:
         """A twin for side calls: its calls never change the real gate or its RNG draws."""

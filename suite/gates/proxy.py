@@ -154,6 +154,7 @@ class GateProxy(nn.Module):
         super().__init__()
         self.client, self.handle, self.info, self.device = client, handle, info, device
         self.causal = bool(built.get("causal", True))
+        self.layer = None if built.get("layer") is None else str(built["layer"])
         self.trainable = int(built.get("trainable", 0))
         self.class_name = str(built.get("cls", "gate"))
         self.kind = info.kind

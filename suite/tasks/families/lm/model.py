@@ -108,7 +108,7 @@ class CharLM(nn.Module):
         n_experts: int,
         ff_mult: int,
         layer: str = "moe",
-        top_k: int = 1,
+        active: int = 1,
     ) -> None:
         super().__init__()
         h = ff_mult * d_model
@@ -116,10 +116,12 @@ class CharLM(nn.Module):
         self.embed = nn.Embedding(vocab, d_model)
         if layer == "moe":
             self.experts: nn.Module = ExpertBank(n_experts, d_model, h)
-        elif layer == "dense":
-            self.experts = dense_ffn(d_model, top_k * h)
+        elif layer == "dense":  # sized to the ``active`` experts a token uses in the MoE
+            self.experts = dense_ffn(d_model, active * h)
         elif layer == "dsc":
-            self.experts = dsc.matched(d_model, moe_active_parameters(d_model, n_experts, h, top_k))
+            self.experts = dsc.matched(
+                d_model, moe_active_parameters(d_model, n_experts, h, active)
+            )
         else:
             raise ValueError(f"layer must be 'moe', 'dsc' or 'dense', got '{layer}'")
         self.norm = nn.LayerNorm(d_model)

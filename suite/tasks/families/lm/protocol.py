@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from suite.contract import Side, TaskInfo
+from suite.contract import Side, TaskInfo, selected_layer
 from suite.seeding import derive_seed, seeded_global_rng
 from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.coverage import k_for_coverage
@@ -28,13 +28,14 @@ from suite.tasks.families.lm.corpus import corpus_dataset
 from suite.tasks.families.lm.data import CharBatch, draw_batch
 from suite.tasks.families.lm.model import CharLM
 from suite.tasks.families.lm.requests import OFFERED, request_losses
-from suite.tasks.families.lm.spec import LMSpec, RealLanguages
+from suite.tasks.families.lm.spec import ROUTING_METRICS, LMSpec, RealLanguages
 from suite.tasks.family import ArrayResult, RunContext, RunOutput, only_result
 from suite.tasks.seed_stack import GateStack, ModuleStack, stack_gates
 from suite.tasks.training import diagnostics_summary, thin
 
 LN2 = math.log(2.0)
 LIFT_STEPS = 3  # anticipation_lift compares the transition step with this many steps before it
+LAYER_ENTRIES = ("dsc", "dense")  # layers a layer entry may select (suite.contract) on an MoE task
 
 
 def task_info(spec: LMSpec) -> TaskInfo:
@@ -50,6 +51,7 @@ def task_info(spec: LMSpec) -> TaskInfo:
             "top_k": m.top_k,
             "family": "lm",
             "requests": OFFERED if m.layer == "moe" else (),
+            "layers": LAYER_ENTRIES if m.layer == "moe" else (),
         },
     )
 
@@ -189,11 +191,14 @@ def run_seeds(
     d, m, t = spec.data, spec.model, spec.train
     device = ctxs[0].device
     S = len(gates)
+    layer = selected_layer(gates[0]) or m.layer  # a layer entry's layer, else the spec's
     models = []
     for ctx in ctxs:
         with seeded_global_rng(ctx.seeds.derive("model")):
             models.append(
-                CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult, m.layer, m.top_k).to(device)
+                CharLM(d.vocab, m.d_model, m.n_experts, m.ff_mult, layer, m.active_experts).to(
+                    device
+                )
             )
     # Top-k dispatch sizes its buffers from the data (the busiest expert's load): never vmapped.
     lm = ModuleStack(models, vectorise=vectorise and m.dispatch == "soft")
@@ -247,11 +252,17 @@ def run_seeds(
         for ctx in ctxs:
             ctx.tick(epoch + 1, t.epochs)
     notes = [f"seeds ran one after another: {stack.reason}"] if stack.reason else []
-    if m.layer != "moe":
+    if layer != m.layer:
         notes.append(
-            f"layer {m.layer}: the experts are replaced, the gate's logits mix nothing (only its "
+            f"layer entry: {layer} in place of the experts, at their active parameters; it routes "
+            "nothing, so no routing metrics"
+        )
+    elif layer != "moe":
+        notes.append(
+            f"layer {layer}: the experts are replaced, the gate's logits mix nothing (only its "
             "aux loss trains it); no routing metrics"
         )
+    wanted = [k for k in spec.metrics if layer == "moe" or k not in ROUTING_METRICS]
     results: list[RunOutput | BaseException] = []
     for s in range(S):
         if s in stack.failed:
@@ -262,7 +273,7 @@ def run_seeds(
         arrays["train_loss"] = ArrayResult(values, {"epoch": steps})
         results.append(
             RunOutput(
-                metrics={k: v for k, v in metrics.items() if k in spec.metrics},
+                metrics={k: v for k, v in metrics.items() if k in wanted},
                 arrays=arrays,
                 diagnostics=diagnostics_summary(stack.gates[s].diagnostics()),
                 notes=list(notes),

@@ -129,22 +129,24 @@ class LMModel(StrictModel):
     layer: Literal["moe", "dsc", "dense"] = Field(
         "moe",
         description="moe: the experts, mixed by the gate (default); dsc: Dynamic Subspace "
-        "Composition (lm/dsc.py) and dense: one MLP of hidden top_k × ff_mult × d_model, each "
-        "sized to the active parameters of this top-k MoE. dsc and dense replace the experts "
-        "and route by themselves: the gate still runs (its aux loss counts) but its logits mix "
-        "nothing, so the routing metrics are not available and each record says so.",
+        "Composition (lm/dsc.py) and dense: one MLP of hidden active × ff_mult × d_model, each "
+        "sized to the active parameters of this MoE (every expert under soft dispatch, top_k "
+        "under top-k). dsc and dense replace the experts and route by themselves: the gate still "
+        "runs (its aux loss counts) but its logits mix nothing, so the routing metrics are not "
+        "available and each record says so. The layer entries dsc and dense select them per run "
+        "on an MoE task instead.",
     )
 
     @model_validator(mode="after")
     def _k(self) -> LMModel:
         if self.top_k > self.n_experts:
             raise ValueError("top_k must be at most n_experts")
-        if self.layer != "moe" and self.dispatch != "top-k":
-            raise ValueError(
-                f"layer '{self.layer}' is sized to match a top-k MoE's active parameters, so it "
-                f"needs dispatch 'top-k' (got '{self.dispatch}'): set dispatch: top-k and top_k"
-            )
         return self
+
+    @property
+    def active_experts(self) -> int:
+        """Experts a token uses: all of them under soft dispatch, top_k under top-k."""
+        return self.n_experts if self.dispatch == "soft" else self.top_k
 
 
 class LMTrain(StrictModel):
