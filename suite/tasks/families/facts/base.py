@@ -13,6 +13,7 @@ preprint's retrofit)::
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -23,18 +24,28 @@ Factors = tuple[Tensor, ...]
 """Per-position LoRA factors (A1 (B,T,D,r), B1 (B,T,r,F), A2 (B,T,F,r), B2 (B,T,r,D)), or ()."""
 
 
+@functools.lru_cache(maxsize=64)
+def _rotations(
+    T: int, d: int, dtype: torch.dtype, device: torch.device, base: float
+) -> tuple[Tensor, Tensor]:
+    """cos and sin of every (position, frequency) angle, (T, d/2): the same few lengths come back
+    at every call of a run, so they are computed once (read only)."""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=dtype, device=device) / d)
+    angles = torch.arange(T, dtype=dtype, device=device)[:, None] * freqs  # (T, d/2)
+    return angles.cos(), angles.sin()
+
+
 def rotary(x: Tensor, base: float = 10000.0) -> Tensor:
     """Rotary position embedding over the last dim of (B, H, T, d) queries or keys."""
-    T, d = x.shape[-2], x.shape[-1]
-    freqs = base ** (-torch.arange(0, d, 2, dtype=x.dtype, device=x.device) / d)
-    angles = torch.arange(T, dtype=x.dtype, device=x.device)[:, None] * freqs  # (T, d/2)
-    cos, sin = angles.cos(), angles.sin()
+    cos, sin = _rotations(x.shape[-2], x.shape[-1], x.dtype, x.device, base)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
 
+@functools.lru_cache(maxsize=64)
 def window_mask(T: int, window: int, device: torch.device | None = None) -> Tensor:
-    """(T, T) bool, True where position t may attend to s: s <= t and t - s < window."""
+    """(T, T) bool, True where position t may attend to s: s <= t and t - s < window (cached,
+    read only)."""
     t = torch.arange(T, device=device)
     diff = t[:, None] - t[None, :]
     return (diff >= 0) & (diff < window)
