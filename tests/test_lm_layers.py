@@ -14,12 +14,6 @@ from suite.tasks.family import RunContext, get_family
 TASK = "lm/char-switch"
 
 
-def _smoke_spec():
-    from suite.tasks.loading import load_all_tasks
-
-    return next(t for t in load_all_tasks() if t.id == TASK).for_profile("smoke")
-
-
 def _run(spec, gate_id: str):
     family = get_family("lm")
     ctx = RunContext(seeds=RunSeeds(spec.master_seed, spec.id, 0))
@@ -66,12 +60,12 @@ def test_the_proxy_carries_the_selected_layer(sweep, tmp_path):
     assert here.metrics == there.metrics and "p_correct_transition" not in here.metrics
 
 
-def test_selected_layer_reads_through_wrappers():
+def test_selected_layer_reads_through_wrappers(tasks):
     class Wrapped(torch.nn.Module):
         def __init__(self, inner: object) -> None:
             super().__init__()
             self.inner = inner
 
-    entry = get_gate("dsc").build(get_family("lm").task_info(_smoke_spec()))
+    entry = get_gate("dsc").build(get_family("lm").task_info(tasks[TASK].for_profile("smoke")))
     assert selected_layer(entry) == "dsc" and selected_layer(Wrapped(entry)) == "dsc"
     assert selected_layer(Wrapped(torch.nn.Linear(1, 1))) is None
