@@ -99,6 +99,13 @@ def draw_episodes(
     )
 
 
+def cat_episodes(parts: list[Episodes]) -> Episodes:
+    """Batches of episodes of one layout as one batch, in order."""
+    fields = ("support", "gap", "queries", "labels", "fact_at", "overwritten")
+    joined = {f: torch.cat([getattr(p, f) for p in parts]) for f in fields}
+    return Episodes(**joined, fact_len=parts[0].fact_len, query_len=parts[0].query_len)
+
+
 def scored_positions(labels: Tensor) -> Tensor:
     """(B, K): the positions of each row's answers (every row scores the same number)."""
     return (labels != IGNORE).nonzero()[:, 1].view(labels.shape[0], -1)

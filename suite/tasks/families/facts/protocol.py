@@ -28,6 +28,7 @@ from suite.tasks.columns import fingerprint, to_dataset
 from suite.tasks.families.facts.base import BaseModel
 from suite.tasks.families.facts.data import (
     Episodes,
+    cat_episodes,
     draw_episodes,
     episode_seed,
     scored_labels,
@@ -95,6 +96,15 @@ def eval_episodes(spec: FactsSpec, data_seed: int, index: int, n_facts: int, n_q
     )  # fmt: skip
 
 
+def all_eval_episodes(spec: FactsSpec, data_seed: int, n_facts: int, n_queries: int) -> Episodes:
+    """Every evaluation batch of a mode as one batch, read at once: an updater is checked for
+    batch isolation, so each episode's answers are those of its own batch, and one read costs
+    what one small batch's read costs in a loop's overhead."""
+    return cat_episodes(
+        [eval_episodes(spec, data_seed, i, n_facts, n_queries) for i in range(spec.eval.batches)]
+    )
+
+
 def eval_dataset(spec: FactsSpec, data_seed: int):
     """The in-context evaluation episodes as a Dataset."""
     tokens, labels = zip(
@@ -143,23 +153,17 @@ class Evaluator:
 
     def in_context(self) -> dict[str, Any]:
         spec, d = self.spec, self.spec.data
-        correct, distance, over, tokens, labels = [], [], [], [], []
-        for i in range(spec.eval.batches):
-            ep = eval_episodes(spec, self.ctx.seeds.data, i, d.n_facts, d.n_queries)
-            seq, lab = ep.in_context()
-            logits, _ = self._fresh_read(seq, labels=lab)
-            hits = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab)
-            correct.append(hits.view(-1, d.n_queries))
-            distance.append(ep.distances())
-            over.append(ep.overwritten)
-            tokens.append(seq)
-            labels.append(lab)
-        hits, dist, overwritten = torch.cat(correct), torch.cat(distance), torch.cat(over)
+        ep = all_eval_episodes(spec, self.ctx.seeds.data, d.n_facts, d.n_queries)
+        seq, lab = ep.in_context()
+        logits, _ = self._fresh_read(seq, labels=lab)
+        hits = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab)
+        hits = hits.view(-1, d.n_queries)
+        dist, overwritten = ep.distances(), ep.overwritten
         out: dict[str, Any] = {"acc_in_context": hits.mean().item()}
         if d.overwrites:
             out["acc_overwritten"] = hits[overwritten].mean().item()
         out["acc_by_distance"] = self._by_distance(hits, dist)
-        out["fingerprint"] = fingerprint(_columns(tokens, labels))
+        out["fingerprint"] = fingerprint(_columns([seq], [lab]))
         return out
 
     def _by_distance(self, hits: Tensor, dist: Tensor) -> ArrayResult:
@@ -200,14 +204,11 @@ class Evaluator:
 
     def persistent(self, n_facts: int, n_queries: int, purpose: str) -> tuple[float, float]:
         """Accuracy from the saved state, and from another episode's state (the leak control)."""
-        hits, control = [], []
-        for i in range(self.spec.eval.batches):
-            ep = eval_episodes(self.spec, self.ctx.seeds.data, i, n_facts, n_queries)
-            state = self._saved_state(ep)
-            hits.append(self._answer(ep, state))
-            other = map_tensors(state, partial(another_episode, batch=ep.queries.shape[0]))
-            control.append(self._answer(ep, other))
-        acc, shuffled = torch.cat(hits), torch.cat(control)
+        ep = all_eval_episodes(self.spec, self.ctx.seeds.data, n_facts, n_queries)
+        state = self._saved_state(ep)
+        acc = self._answer(ep, state)
+        other = map_tensors(state, partial(another_episode, batch=ep.queries.shape[0]))
+        shuffled = self._answer(ep, other)
         self._check_leak(shuffled, purpose)
         return acc.mean().item(), shuffled.mean().item()
 
