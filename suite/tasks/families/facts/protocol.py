@@ -107,14 +107,9 @@ def all_eval_episodes(spec: FactsSpec, data_seed: int, n_facts: int, n_queries: 
 
 def eval_dataset(spec: FactsSpec, data_seed: int):
     """The in-context evaluation episodes as a Dataset."""
-    tokens, labels = zip(
-        *(
-            eval_episodes(spec, data_seed, i, spec.data.n_facts, spec.data.n_queries).in_context()
-            for i in range(spec.eval.batches)
-        ),
-        strict=True,
-    )
-    return to_dataset(_columns(list(tokens), list(labels)))
+    d = spec.data
+    tokens, labels = all_eval_episodes(spec, data_seed, d.n_facts, d.n_queries).in_context()
+    return to_dataset(_columns([tokens], [labels]))
 
 
 def _columns(tokens: list[Tensor], labels: list[Tensor]) -> dict[str, np.ndarray]:
@@ -156,8 +151,7 @@ class Evaluator:
         ep = all_eval_episodes(spec, self.ctx.seeds.data, d.n_facts, d.n_queries)
         seq, lab = ep.in_context()
         logits, _ = self._fresh_read(seq, labels=lab)
-        hits = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab)
-        hits = hits.view(-1, d.n_queries)
+        hits = answer_accuracy(logits.cpu(), scored_labels(lab), self.vocab).view(-1, d.n_queries)
         dist, overwritten = ep.distances(), ep.overwritten
         out: dict[str, Any] = {"acc_in_context": hits.mean().item()}
         if d.overwrites:
