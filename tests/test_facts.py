@@ -15,7 +15,7 @@ from suite.gates.entries import GateEntry, get_gate
 from suite.gates.kinds import kinds
 from suite.results.aggregate import aggregate
 from suite.seeding import RunSeeds, seeded_global_rng
-from suite.tasks.families.facts import protocol
+from suite.tasks.families.facts import evaluation, protocol, reading
 from suite.tasks.families.facts.data import IGNORE, QUERY_LEN, draw_episodes
 from suite.tasks.families.facts.pretrain import answer_accuracy, vocab_of
 from suite.tasks.family import RunContext, get_family
@@ -199,7 +199,7 @@ def test_the_base_stays_frozen_through_updater_training(smoke, prepared, monkeyp
 
     monkeypatch.setattr(protocol, "load_base", spy)
     with seeded_global_rng(seeds.init):
-        gate = get_gate("lerp-scan").build(protocol.task_info(smoke))
+        gate = get_gate("lerp-scan").build(reading.task_info(smoke))
     protocol.run(smoke, gate, RunContext(seeds=seeds, artifact=artifact))
     after = used[0].state_dict()
     for name, tensor in before.items():
@@ -235,7 +235,7 @@ def test_every_evaluation_read_starts_from_the_trained_gate(smoke, prepared):
     seeds, artifact = prepared
     RememberingUpdater.seen.clear()
     with seeded_global_rng(seeds.init):
-        gate = RememberingUpdater(protocol.task_info(smoke))
+        gate = RememberingUpdater(reading.task_info(smoke))
     protocol.run(smoke, gate, RunContext(seeds=seeds, artifact=artifact))
     trained_calls = smoke.train.steps
     assert RememberingUpdater.seen
@@ -246,12 +246,12 @@ def test_every_evaluation_read_starts_from_the_trained_gate(smoke, prepared):
 def test_answers_from_another_episodes_state_must_be_at_chance(smoke, prepared):
     seeds, artifact = prepared
     base, _ = protocol.load_base(smoke, artifact)
-    evaluator = protocol.Evaluator(smoke, base, None, RunContext(seeds=seeds))
+    evaluator = evaluation.Evaluator(smoke, base, None, RunContext(seeds=seeds))
     chance = 1.0 / smoke.data.n_values
     at_chance = (torch.rand(4000, generator=torch.Generator().manual_seed(0)) < chance).float()
     evaluator._check_leak(at_chance, "persistent")  # honest: no error
     leaking = (torch.rand(4000, generator=torch.Generator().manual_seed(0)) < 0.3).float()
-    with pytest.raises(protocol.LeakError, match="another episode's saved state"):
+    with pytest.raises(evaluation.LeakError, match="another episode's saved state"):
         evaluator._check_leak(leaking, "persistent")
 
 
@@ -284,11 +284,11 @@ def test_overwrite_and_multi_query_tasks_run(sweep):
 
 def test_the_leak_control_swaps_episodes_whatever_the_state_layout():
     batch_first = torch.arange(4.0)[:, None].expand(4, 3)
-    assert protocol.another_episode(batch_first, 4)[:, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
+    assert evaluation.another_episode(batch_first, 4)[:, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
     layers_first = torch.arange(4.0)[None, :, None].expand(1, 4, 3)  # (layers, B, H)
-    assert protocol.another_episode(layers_first, 4)[0, :, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
+    assert evaluation.another_episode(layers_first, 4)[0, :, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
     shared = torch.ones(7)  # no batch axis: not an episode's, left as it is
-    assert torch.equal(protocol.another_episode(shared, 4), shared)
+    assert torch.equal(evaluation.another_episode(shared, 4), shared)
 
 
 @pytest.mark.slow
@@ -303,7 +303,7 @@ def test_the_frozen_base_can_hold_the_facts_in_rank_r_factors(tasks):
         x, u = base.trunk(ep.queries)
     B, T = ep.queries.shape
     g = torch.Generator().manual_seed(0)
-    shapes = [s for pair in adapted_shapes(protocol.task_info(spec)) for s in pair]
+    shapes = [s for pair in adapted_shapes(reading.task_info(spec)) for s in pair]
     factors = [torch.randn(B, *s, generator=g) * 0.1 * (i % 2 == 0) for i, s in enumerate(shapes)]
     factors = [f.requires_grad_() for f in factors]
     opt = torch.optim.Adam(factors, lr=1e-2)

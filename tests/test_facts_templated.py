@@ -14,7 +14,7 @@ from torch import Tensor
 from suite.gates.entries import get_gate
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.columns import fingerprint
-from suite.tasks.families.facts import protocol
+from suite.tasks.families.facts import evaluation, protocol, reading
 from suite.tasks.families.facts.data import IGNORE, draw_episodes, episode_seed, scored_positions
 from suite.tasks.families.facts.pretrain import vocab_of
 from suite.tasks.families.facts.templates import ENTITY, VALUE, Templates, layout_of
@@ -64,10 +64,10 @@ def episodes_digest(spec) -> str:
         for s in range(3)
     ]
     eps += [
-        protocol.eval_episodes(spec, seeds.data, i, d.n_facts, d.n_queries)
+        evaluation.eval_episodes(spec, seeds.data, i, d.n_facts, d.n_queries)
         for i in range(spec.eval.batches)
     ]
-    eps += [protocol.eval_episodes(spec, seeds.data, 0, n, n) for n in spec.eval.capacity]
+    eps += [evaluation.eval_episodes(spec, seeds.data, 0, n, n) for n in spec.eval.capacity]
     digest = hashlib.sha256()
     for ep in eps:
         tokens, labels = ep.in_context()
@@ -86,10 +86,10 @@ def test_plain_tasks_keep_their_episodes_and_hashes(tasks, task_id):
     if task_id in EVAL_FINGERPRINT_BEFORE:  # what a run records as its data fingerprint
         d, data_seed = spec.data, RunSeeds(spec.master_seed, spec.id, 0).data
         pairs = [
-            protocol.eval_episodes(spec, data_seed, i, d.n_facts, d.n_queries).in_context()
+            evaluation.eval_episodes(spec, data_seed, i, d.n_facts, d.n_queries).in_context()
             for i in range(spec.eval.batches)
         ]
-        columns = protocol._columns([p[0] for p in pairs], [p[1] for p in pairs])
+        columns = evaluation._columns([p[0] for p in pairs], [p[1] for p in pairs])
         assert fingerprint(columns) == EVAL_FINGERPRINT_BEFORE[task_id]
 
 
@@ -125,7 +125,7 @@ def test_training_and_evaluation_use_disjoint_templates_and_every_one(smoke):
     )
     assert set(templates_of(ep.support, train.support).flatten().tolist()) == set(range(4))
     assert set(templates_of(ep.queries, train.queries).flatten().tolist()) == set(range(3))
-    evals = [protocol.eval_episodes(smoke, seed, i, d.n_facts, d.n_queries) for i in range(64)]
+    evals = [evaluation.eval_episodes(smoke, seed, i, d.n_facts, d.n_queries) for i in range(64)]
     support, queries = torch.cat([e.support for e in evals]), torch.cat([e.queries for e in evals])
     assert set(templates_of(support, test.support).flatten().tolist()) == set(range(3))
     assert set(templates_of(queries, test.queries).flatten().tolist()) == set(range(2))
@@ -139,8 +139,8 @@ def test_training_and_evaluation_use_disjoint_templates_and_every_one(smoke):
 def test_answers_sit_where_the_layout_scores_them(smoke):
     vocab, d = vocab_of(smoke), smoke.data
     assert (smoke.fact_len, smoke.query_len, smoke.seq_len) == (5, 5, 20 + d.gap + 20)
-    assert protocol.task_info(smoke).seq_len == smoke.seq_len
-    assert protocol.task_info(smoke).extras["vocab_size"] == vocab.size == vocab.template0 + 14
+    assert reading.task_info(smoke).seq_len == smoke.seq_len
+    assert reading.task_info(smoke).extras["vocab_size"] == vocab.size == vocab.template0 + 14
     for split in ("train", "test"):
         layout = layout_of(smoke, split)
         ep = draw_episodes(vocab, 64, d.n_facts, d.gap, d.n_queries, seed=7, layout=layout)
@@ -191,6 +191,7 @@ def test_training_reads_only_training_templates_and_evaluation_only_test_ones(sm
 
     monkeypatch.setattr(pretrain, "draw_episodes", spy("pretrain"))
     monkeypatch.setattr(protocol, "draw_episodes", spy("protocol"))
+    monkeypatch.setattr(evaluation, "draw_episodes", spy("protocol"))
     spec = smoke.model_copy(
         update={
             "pretrain": smoke.pretrain.model_copy(update={"steps": 2}),
@@ -201,7 +202,7 @@ def test_training_reads_only_training_templates_and_evaluation_only_test_ones(sm
     seeds = RunSeeds(spec.master_seed, spec.id, 0)
     artifact = pretrain.pretrain(spec, seeds)
     with seeded_global_rng(seeds.init):
-        gate = get_gate("lerp").build(protocol.task_info(spec))
+        gate = get_gate("lerp").build(reading.task_info(spec))
     protocol.run(spec, gate, RunContext(seeds=seeds, artifact=artifact))
     batches = {"pretrain": spec.pretrain.batch_size, "train": spec.train.batch_size}
     assert {w for w, _, _ in drawn} == {"pretrain", "protocol"}

@@ -11,6 +11,7 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from traceback import format_exception
 from types import SimpleNamespace
@@ -138,31 +139,65 @@ def execute_run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     """Train one trusted gate on several seeds of one task in one job (``seed_indices``), so
     the family can stack them into one vectorised pass (``TaskFamily.run_seeds``). Returns one
     entry per seed: the value ``execute_run`` returns, or the seed's own failure."""
+    indices = [int(i) for i in payload["seed_indices"]]
+    members = [(payload["gate"], index) for index in indices]
+
+    def train(family: TaskFamily[Any], spec: TaskSpec, runners: list[Any], ctxs: list[Any]):
+        return family.run_seeds(spec, runners, ctxs)
+
+    note = f"trained in one job with seeds {indices}; wall time is the job's, shared equally"
+    return _execute_many(payload, members, train, note)
+
+
+def execute_run_gates(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train several trusted gates on one seed of one task in one job (``gates``), so the
+    family reads that seed's data once for all of them (``TaskFamily.run_gates``). Returns one
+    entry per gate: the value ``execute_run`` returns, or the gate's own failure."""
+    index = int(payload["seed_index"])
+    members = [(gate, index) for gate in payload["gates"]]
+
+    def train(family: TaskFamily[Any], spec: TaskSpec, runners: list[Any], ctxs: list[Any]):
+        return family.run_gates(spec, runners, ctxs)
+
+    names = ", ".join(str(g.get("id")) for g in payload["gates"])
+    note = f"trained in one job with gates {names} (one data pass); wall time shared equally"
+    return _execute_many(payload, members, train, note)
+
+
+def _execute_many(
+    payload: dict[str, Any],
+    members: list[tuple[dict[str, Any], int]],
+    train: Callable[[TaskFamily[Any], TaskSpec, list[Any], list[Any]], list[Any]],
+    note: str,
+) -> dict[str, Any]:
+    """Build each (gate entry, seed index) member under its own seeds, train them together
+    with ``train`` and return one entry per member."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
     info = _info(family, spec, payload)
     device = torch.device(payload.get("device", "cpu"))
     deterministic_device(device)
-    indices = [int(i) for i in payload["seed_indices"]]
     started = time.monotonic()
-    # the runs share the job's time: each seed's limit, times the seeds
-    deadline = started + float(payload.get("time_limit_s", spec.limits.time_s)) * len(indices)
-    overrides = payload["gate"].get("params_override")
-    entry = resolve_ref(payload["gate"])
+    # the runs share the job's time: each run's limit, times the runs
+    limit = float(payload.get("time_limit_s", spec.limits.time_s))
+    deadline = started + limit * len(members)
     runners, ctxs, counts = [], [], []
-    for index in indices:
+    loaded: dict[str, Any] = {}  # an artefact shared by several members is read once
+    for entry, index in members:
         seeds = RunSeeds(spec.master_seed, spec.id, index, payload.get("salt", ""))
         artifact = None
-        found = (payload.get("artifacts") or {}).get(str(index))
+        found = (payload.get("artifacts") or {}).get(str(index)) or payload.get("artifact")
         if found:
-            artifact = load_artifact(found["path"], found["hash"])
+            if found["path"] not in loaded:
+                loaded[found["path"]] = load_artifact(found["path"], found["hash"])
+            artifact = loaded[found["path"]]
         with seeded_global_rng(seeds.init):
-            gate = entry.build(info, overrides).to(device)
+            gate = resolve_ref(entry).build(info, entry.get("params_override")).to(device)
         counts.append(trainable_count(gate))
         runners.append(_audited(gate, info, payload))
         ctxs.append(RunContext(seeds=seeds, device=device, deadline=deadline, artifact=artifact))
-    outputs = family.run_seeds(spec, runners, ctxs)
-    share = (time.monotonic() - started) / len(indices)
+    outputs = train(family, spec, runners, ctxs)
+    share = (time.monotonic() - started) / len(members)
     runs: list[dict[str, Any]] = []
     for runner, ctx, count, output in zip(runners, ctxs, counts, outputs, strict=True):
         if isinstance(output, BaseException):
@@ -171,10 +206,7 @@ def execute_run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
             runs.append({"error": reason, "detail": "".join(format_exception(output))})
             continue
         value = _run_value(output, runner, count, share, ctx.seeds)
-        value["notes"] = [
-            *value["notes"],
-            f"trained in one job with seeds {indices}; wall time is the job's, shared equally",
-        ]
+        value["notes"] = [*value["notes"], note]
         runs.append(value)
     return {"runs": runs}
 
@@ -257,6 +289,7 @@ JOB_FUNCTIONS = {
     "prepare": execute_prepare,
     "run": execute_run,
     "run-seeds": execute_run_seeds,
+    "run-gates": execute_run_gates,
     "conformance": execute_conformance,
     "inspect": execute_inspect,
 }

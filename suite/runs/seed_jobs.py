@@ -1,21 +1,27 @@
-"""Jobs that carry several seeds of one (task, gate) pair, and their results taken apart.
+"""Jobs that carry several runs (the seeds of a (task, gate) pair, or the gates of a (task,
+seed)), and their results taken apart.
 
 A trusted baseline's seeds of one task share one job (``TaskFamily.batches_seeds``, on unless
 a family turns it off), which the family's ``run_seeds`` trains together (stacked into one
 vectorised pass where it can); a process's start and warm-up are then paid once per pair instead
-of once per seed. A submission's seeds always run one job each, in their own confined processes.
+of once per seed. Where a family reads the same data for every gate of a seed through a frozen
+base (``TaskFamily.shares_data_across_gates``), a (task, seed)'s trusted gates share one job
+instead, and ``run_gates`` pays that data pass once. A submission's runs always have one job
+each, in their own confined processes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from suite.runs.executors import Job, JobResult
-from suite.runs.plan import PlannedRun
+from suite.runs.plan import Pair, PlannedRun
 from suite.tasks.family import get_family
 from suite.tasks.spec import TaskSpec
 
+MANY_RUNS = ("run-seeds", "run-gates")  # job kinds that carry several runs, one result each
 Member = tuple[PlannedRun, Any]  # a run and the caller's tag for it (its conformance report)
 
 
@@ -35,38 +41,54 @@ def estimated_cost(spec: TaskSpec) -> float:
     return float(steps * batch * length * tasks)
 
 
+def shares_data(run: PlannedRun) -> bool:
+    """Whether ``run`` can share a job with the other gates of its (task, seed)."""
+    return batchable(run) and get_family(run.pair.spec.family).shares_data_across_gates
+
+
 def plan_jobs(
     runnable: list[Member],
     batch: bool,
     one: Callable[[PlannedRun, Member], Job],
     together: Callable[[list[PlannedRun], list[Member]], Job],
     workers: int = 1,
+    across: Callable[[list[PlannedRun], list[Member]], Job] | None = None,
 ) -> list[Job]:
-    """One job per run, or with ``batch`` one per (task, gate) pair whose runs can share it;
-    longest first (so the last jobs to start are short ones and workers finish together).
+    """One job per run, or with ``batch`` one per group of runs that can share it: a (task,
+    gate) pair's seeds (``together``), or, where the family reads the same data for every gate
+    and ``across`` is given, a (task, seed)'s gates (``across``); longest first (so the last
+    jobs to start are short ones and workers finish together).
 
     While there are fewer than two jobs per worker, the largest group is split in two: a small
     sweep (one gate, five seeds) still keeps every worker busy."""
     singles: list[Member] = []
-    groups: dict[tuple[str, str], list[Member]] = {}
+    groups: dict[tuple[str, str, str], list[Member]] = {}
     for member in runnable:
         run = member[0]
-        if batch and batchable(run):
-            groups.setdefault((run.pair.spec.id, run.pair.gate.id), []).append(member)
+        if batch and across is not None and shares_data(run):
+            key = ("gates", run.pair.spec.id, str(run.seed_index))
+        elif batch and batchable(run):
+            key = ("seeds", run.pair.spec.id, run.pair.gate.id)
         else:
             singles.append(member)
-    chunks = list(groups.values())
-    while len(chunks) + len(singles) < 2 * workers and any(len(c) > 1 for c in chunks):
-        largest = max(chunks, key=len)
+            continue
+        groups.setdefault(key, []).append(member)
+    chunks = [(key[0], members) for key, members in groups.items()]
+    while len(chunks) + len(singles) < 2 * workers and any(len(c) > 1 for _, c in chunks):
+        largest = max(chunks, key=lambda chunk: len(chunk[1]))
         chunks.remove(largest)
-        half = (len(largest) + 1) // 2
-        chunks += [largest[:half], largest[half:]]
+        kind, members = largest
+        half = (len(members) + 1) // 2
+        chunks += [(kind, members[:half]), (kind, members[half:])]
     sized: list[tuple[float, Job]] = []
     for member in singles:
         sized.append((estimated_cost(member[0].pair.spec), one(member[0], member)))
-    for members in chunks:
+    for kind, members in chunks:
         runs = [m[0] for m in members]
-        job = one(runs[0], members[0]) if len(runs) == 1 else together(runs, members)
+        if len(runs) == 1:
+            job = one(runs[0], members[0])
+        else:
+            job = (across if kind == "gates" and across is not None else together)(runs, members)
         sized.append((estimated_cost(runs[0].pair.spec) * len(runs), job))
     sized.sort(key=lambda item: -item[0])  # stable: equal costs keep the plan's order
     return [job for _, job in sized]
@@ -87,9 +109,58 @@ def seed_payload(
     return payload
 
 
+def gates_payload(payload: dict[str, Any], gates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's payload turned into one for every gate of a (task, seed): ``gates``
+    holds each run's own gate entry (id, parameters, audit flags)."""
+    payload = dict(payload)
+    payload["gate"] = gates[0]
+    payload["gates"] = gates
+    return payload
+
+
+@dataclass
+class JobBuilder:
+    """Turns planned runs into jobs with the sweep's payloads, artefact slots and limits."""
+
+    payload: Callable[[Pair, PlannedRun], dict[str, Any]]
+    slot: Callable[[TaskSpec, int], Any]
+    time_limit: Callable[[TaskSpec], float]
+    memory: Callable[[TaskSpec], int | None]
+
+    def plan(self, runnable: list[Member], batch: bool, workers: int) -> list[Job]:
+        return plan_jobs(runnable, batch, self.one, self.together, workers, across=self.across)
+
+    def one(self, run: PlannedRun, tag: Any) -> Job:
+        spec = run.pair.spec
+        payload = self.payload(run.pair, run)
+        return Job("run", payload, self.time_limit(spec), self.memory(spec), run.label, tag)
+
+    def _many(self, kind: str, runs: list[PlannedRun], tag: Any, payload: Any, label: str) -> Job:
+        spec, n = runs[0].pair.spec, len(runs)  # the runs share the job's limits
+        memory = self.memory(spec)
+        return Job(kind, payload, self.time_limit(spec) * n, memory and memory * n, label, tag)
+
+    def together(self, runs: list[PlannedRun], tag: Any) -> Job:
+        """One job for several seeds of one (task, gate) pair."""
+        pair = runs[0].pair
+        payload = seed_payload(
+            self.payload(pair, runs[0]), runs, lambda r: self.slot(pair.spec, r.seed_index)
+        )
+        label = f"{pair.label} seeds {', '.join(str(r.seed_index) for r in runs)}"
+        return self._many("run-seeds", runs, tag, payload, label)
+
+    def across(self, runs: list[PlannedRun], tag: Any) -> Job:
+        """One job for several gates of one (task, seed)."""
+        entries = [self.payload(r.pair, r)["gate"] for r in runs]
+        payload = gates_payload(self.payload(runs[0].pair, runs[0]), entries)
+        label = f"{runs[0].pair.spec.id} seed {runs[0].seed_index}: {len(runs)} gates"
+        return self._many("run-gates", runs, tag, payload, label)
+
+
 def per_seed(result: JobResult) -> list[tuple[PlannedRun, Any, JobResult]]:
-    """(run, tag, result) for each run of a job; a failed multi-seed job fails each seed."""
-    if result.job.kind != "run-seeds":
+    """(run, tag, result) for each run of a job; a failed job of several runs (seeds or gates)
+    fails each of them."""
+    if result.job.kind not in MANY_RUNS:
         run, tag = result.job.tag
         return [(run, tag, result)]
     out = []

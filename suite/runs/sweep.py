@@ -33,7 +33,7 @@ from suite.runs.records import (
     write_json_atomic,
     write_record,
 )
-from suite.runs.seed_jobs import per_seed, plan_jobs, seed_payload
+from suite.runs.seed_jobs import JobBuilder, per_seed
 from suite.runs.setup import (
     SweepOptions,
     check_device,
@@ -314,22 +314,9 @@ class Sweep:
         return summary
 
     def _jobs(self, runnable: list[tuple[PlannedRun, ConformanceReport]]) -> list[Job]:
-        def one(run: PlannedRun, tag: Any) -> Job:
-            spec = run.pair.spec
-            payload = self._payload(run.pair, run)
-            return Job("run", payload, self._time_limit(spec), self._memory(spec), run.label, tag)
-
-        def together(runs: list[PlannedRun], tag: Any) -> Job:
-            pair = runs[0].pair
-            payload = seed_payload(
-                self._payload(pair, runs[0]), runs, lambda r: self._slot(pair.spec, r.seed_index)
-            )
-            n, label = len(runs), f"{pair.label} seeds {', '.join(str(r.seed_index) for r in runs)}"
-            limit, memory = self._time_limit(pair.spec) * n, self._memory(pair.spec) * n
-            return Job("run-seeds", payload, limit, memory, label, tag)
-
         batch = self.options.batch_seeds and not self.options.isolate_baselines
-        return plan_jobs(runnable, batch, one, together, max(1, self.options.workers))
+        builder = JobBuilder(self._payload, self._slot, self._time_limit, self._memory)
+        return builder.plan(runnable, batch, max(1, self.options.workers))
 
     def _sweep(self, todo: list[PlannedRun], executor: Executor, summary: SweepSummary) -> None:
         pairs = list({(r.pair.spec.id, r.pair.gate.id): r.pair for r in todo}.values())

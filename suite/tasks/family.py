@@ -102,6 +102,10 @@ class TaskFamily(ABC, Generic[SpecT]):
     """Whether the sweep gives a baseline's seeds of a task one job (``run_seeds``; a
     submission's seeds always run one job each): a process's start and warm-up are then paid
     once per pair, and a family that can stacks the seeds into one vectorised pass."""
+    shares_data_across_gates: ClassVar[bool] = False
+    """Whether every gate of a (task, seed) reads the same data through the same frozen part of
+    the model (a pre-trained base): the sweep then gives a (task, seed)'s trusted gates one job
+    (``run_gates``) instead of one per (task, gate), so that pass is paid once, not per gate."""
 
     @classmethod
     def folder(cls) -> Path:
@@ -156,6 +160,21 @@ class TaskFamily(ABC, Generic[SpecT]):
             except Exception as exc:  # the seed's failure is its result
                 if len(gates) == 1:
                     raise
+                results.append(exc)
+        return results
+
+    def run_gates(
+        self, spec: SpecT, gates: list[Any], ctxs: list[RunContext]
+    ) -> list[RunOutput | BaseException]:
+        """Train several gates on the same seed of ``spec`` (``ctxs`` share their seeds and
+        artefact); a gate's failure is its entry, and the others go on. Families that set
+        ``shares_data_across_gates`` override this to read the data once; by default each gate
+        runs on its own."""
+        results: list[RunOutput | BaseException] = []
+        for gate, ctx in zip(gates, ctxs, strict=True):
+            try:
+                results.append(self.run(spec, gate, ctx))
+            except Exception as exc:  # the gate's failure is its result
                 results.append(exc)
         return results
 

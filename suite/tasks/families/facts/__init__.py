@@ -14,7 +14,7 @@ from typing import Any
 
 from suite.contract import TaskInfo
 from suite.seeding import RunSeeds
-from suite.tasks.families.facts import protocol
+from suite.tasks.families.facts import evaluation, protocol, reading
 from suite.tasks.families.facts.pretrain import pretrain
 from suite.tasks.families.facts.spec import FactsSpec
 from suite.tasks.family import Artifact, RunContext, RunOutput, TaskFamily, register_family
@@ -25,13 +25,14 @@ class FactsFamily(TaskFamily[FactsSpec]):
     name = "facts"
     spec_model = FactsSpec
     gate_kind = "updater"
+    shares_data_across_gates = True  # every updater of a seed reads the same frozen trunk
     description = (
         "Facts read once, queried after they left the attention window: can an updater that "
         "writes fast weights into the experts keep them?"
     )
 
     def task_info(self, spec: FactsSpec) -> TaskInfo:
-        return protocol.task_info(spec)
+        return reading.task_info(spec)
 
     def prepare(self, spec: FactsSpec, seeds: RunSeeds) -> Artifact:
         return pretrain(spec, seeds)
@@ -39,5 +40,10 @@ class FactsFamily(TaskFamily[FactsSpec]):
     def run(self, spec: FactsSpec, gate: Any, ctx: RunContext) -> RunOutput:
         return protocol.run(spec, gate, ctx)
 
+    def run_gates(
+        self, spec: FactsSpec, gates: list[Any], ctxs: list[RunContext]
+    ) -> list[RunOutput | BaseException]:
+        return protocol.run_gates(spec, gates, ctxs)
+
     def eval_dataset(self, spec: FactsSpec, seeds: RunSeeds) -> Any:
-        return protocol.eval_dataset(spec, seeds.data)
+        return evaluation.eval_dataset(spec, seeds.data)

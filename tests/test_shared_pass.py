@@ -1,0 +1,158 @@
+"""Gates that share one data pass: a (task, seed)'s updaters trained in one job over one read of
+the frozen trunk give each gate exactly its own run's numbers, a failing gate fails alone, and
+the sweep plans such jobs only where the family shares its data."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from suite.contract import State, UpdaterOutput
+from suite.gates.entries import get_gate
+from suite.seeding import RunSeeds, seeded_global_rng
+from suite.tasks.families.facts import protocol, reading
+from suite.tasks.family import RunContext, get_family
+
+GATES = ["delta-rule", "lerp", "routed-updater", "no-updater"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tasks):
+    return tasks["facts/overwrite"].for_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def prepared(smoke):
+    seeds = RunSeeds(smoke.master_seed, smoke.id, 1)
+    return seeds, get_family("facts").prepare(smoke, seeds)
+
+
+class BreaksMidway(torch.nn.Module):
+    """An updater that works for a few training steps, then raises (and edits its input in
+    place before that, which must not reach the other gates of its job)."""
+
+    def __init__(self, info) -> None:
+        super().__init__()
+        self.inner = get_gate("delta-rule").build(info)
+        self.calls = 0
+
+    def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
+        self.calls += 1
+        x.mul_(0.0)  # vandalises the input it was handed
+        if self.calls > 3:
+            raise RuntimeError("broke on purpose")
+        return self.inner(x, state)
+
+    def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
+        return self.inner.step(x_t, state)
+
+    def initial_state(self, batch: int) -> State:
+        return self.inner.initial_state(batch)
+
+    def diagnostics(self) -> dict[str, Tensor]:
+        return {}
+
+
+def _build(spec, seeds, gate_id: str):
+    info = reading.task_info(spec)
+    with seeded_global_rng(seeds.init):
+        return BreaksMidway(info) if gate_id == "breaks" else get_gate(gate_id).build(info)
+
+
+def _ctx(seeds, artifact) -> RunContext:
+    return RunContext(seeds=seeds, deadline=time.monotonic() + 600, artifact=artifact)
+
+
+def _same(a, b) -> bool:
+    arrays = all(
+        np.array_equal(a.arrays[k].as_array(), b.arrays[k].as_array(), equal_nan=True)
+        for k in a.arrays
+    )
+    return a.metrics == b.metrics and set(a.arrays) == set(b.arrays) and arrays
+
+
+def test_gates_trained_over_one_data_pass_equal_their_own_runs_bit_for_bit(smoke, prepared):
+    seeds, artifact = prepared
+    alone = {g: protocol.run(smoke, _build(smoke, seeds, g), _ctx(seeds, artifact)) for g in GATES}
+    ids = [GATES[0], "breaks", *GATES[1:]]
+    gates = [_build(smoke, seeds, g) for g in ids]
+    together = protocol.run_gates(smoke, gates, [_ctx(seeds, artifact) for _ in ids])
+    assert isinstance(together[1], RuntimeError) and "broke on purpose" in str(together[1])
+    for gate_id, output in zip(ids, together, strict=True):
+        if gate_id != "breaks":
+            assert _same(output, alone[gate_id]), gate_id
+            assert output.data_fingerprint == alone[gate_id].data_fingerprint
+
+
+def test_one_job_holds_one_seed_of_one_base(smoke, prepared):
+    seeds, artifact = prepared
+    other = RunSeeds(smoke.master_seed, smoke.id, 0)
+    gates = [_build(smoke, seeds, "no-updater"), _build(smoke, other, "no-updater")]
+    with pytest.raises(ValueError, match="share its seed"):
+        protocol.run_gates(smoke, gates, [_ctx(seeds, artifact), _ctx(other, artifact)])
+
+
+def test_the_shared_trunk_reads_each_batch_once(smoke, prepared):
+    _, artifact = prepared
+    base, _ = protocol.load_base(smoke, artifact)
+    calls = []
+    original = base.trunk
+
+    def counting(tokens):
+        calls.append(tokens.shape)
+        return original(tokens)
+
+    base.trunk = counting
+    trunk = reading.SharedTrunk(base)
+    tokens = torch.randint(0, 10, (3, 9))
+    first = trunk(tokens)
+    again = trunk(tokens.clone())
+    trunk(tokens[:, :5])
+    assert len(calls) == 2 and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_a_sweep_gives_the_same_records_with_a_job_per_seed_or_per_run(sweep, tmp_path):
+    gates = ["no-updater", "delta-rule", "lerp-scan"]
+    shared, together = sweep(["facts/sliding-window"], gates, results=tmp_path / "a", workers=1)
+    single, alone = sweep(["facts/sliding-window"], gates, results=tmp_path / "b", batch_seeds=False)
+    assert shared.ok == single.ok == len(gates) * 2 and shared.failed == 0
+    key = {(r.gate.id, r.seed_index): r for r in alone}
+    for record in together:
+        other = key[(record.gate.id, record.seed_index)]
+        assert record.deterministic_results() == other.deterministic_results(), record.gate.id
+        assert any("one data pass" in n for n in record.notes), record.notes
+        assert not any("one data pass" in n for n in other.notes)
+
+
+def test_jobs_group_a_seeds_gates_only_where_the_family_shares_its_data(tasks, tmp_path):
+    from suite.runs.executors import Job
+    from suite.runs.plan import make_plan
+    from suite.runs.seed_jobs import plan_jobs
+
+    chosen = [tasks["facts/sliding-window"], tasks["transition/anticipation"]]
+    gates = [get_gate(g) for g in ("delta-rule", "lerp", "affinity", "beta")]
+    plan = make_plan(chosen, gates, "default", tmp_path, seeds=2)
+    members = [(run, None) for run in plan.runs]
+
+    def one(run, member):
+        return Job("run", {}, 1, None, run.label, [member])
+
+    def build(kind):
+        return lambda runs, group: Job(kind, {}, 1, None, "", group)
+
+    jobs = plan_jobs(members, True, one, build("run-seeds"), 1, across=build("run-gates"))
+    shapes = sorted(
+        (j.kind, tuple(sorted({(r.pair.gate.id, r.seed_index) for r, _ in j.tag}))) for j in jobs
+    )
+    assert shapes == [
+        ("run-gates", (("delta-rule", 0), ("lerp", 0))),
+        ("run-gates", (("delta-rule", 1), ("lerp", 1))),
+        ("run-seeds", (("affinity", 0), ("affinity", 1))),
+        ("run-seeds", (("beta", 0), ("beta", 1))),
+    ]
+    without = plan_jobs(members, True, one, build("run-seeds"), 1)
+    assert {j.kind for j in without} == {"run-seeds"}
