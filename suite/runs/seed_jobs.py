@@ -36,9 +36,16 @@ def estimated_cost(spec: TaskSpec) -> float:
     train, data = getattr(spec, "train", None), getattr(spec, "data", None)
     steps = getattr(train, "epochs", None) or getattr(train, "steps", None) or 1
     batch = getattr(train, "batch_size", None) or 1
-    length = getattr(data, "seq_len", None) or 1
+    length = getattr(data, "seq_len", None) or getattr(spec, "seq_len", None) or 1
     tasks = getattr(data, "n_tasks", None) or 1
     return float(steps * batch * length * tasks)
+
+
+def estimated_prepare_cost(spec: TaskSpec) -> float:
+    """A rough size of a (task, seed)'s prepared artefact, only to build the largest first:
+    pre-training steps × batch, where the spec has them."""
+    pretrain = getattr(spec, "pretrain", None)
+    return float((getattr(pretrain, "steps", 1) or 1) * (getattr(pretrain, "batch_size", 1) or 1))
 
 
 def shares_data(run: PlannedRun) -> bool:

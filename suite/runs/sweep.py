@@ -33,7 +33,7 @@ from suite.runs.records import (
     write_json_atomic,
     write_record,
 )
-from suite.runs.seed_jobs import JobBuilder, per_seed
+from suite.runs.seed_jobs import JobBuilder, estimated_prepare_cost, per_seed
 from suite.runs.setup import (
     SweepOptions,
     check_device,
@@ -164,7 +164,7 @@ class Sweep:
         """Build every missing artefact of the families that prepare one (trusted jobs; this
         process writes them); returns (task id, seed index) -> content hash."""
         hashes: dict[tuple[str, int], str] = {}
-        jobs = []
+        jobs: list[tuple[float, Job]] = []
         for base in tasks:
             spec = base.for_profile(self.options.profile)
             if not get_family(spec.family).prepares:
@@ -178,9 +178,11 @@ class Sweep:
                 payload = {**job_spec(spec), "seed_index": seed_index, "salt": self.options.salt}
                 label = f"prepare {spec.id} seed {seed_index}"
                 limit, memory = self._time_limit(spec), self._memory(spec)
-                jobs.append(Job("prepare", payload, limit, memory, label, tag=slot))
+                job = Job("prepare", payload, limit, memory, label, tag=slot)
+                jobs.append((estimated_prepare_cost(spec), job))
         if not jobs:
             return hashes
+        jobs.sort(key=lambda sized: -sized[0])  # the longest first: workers finish together
         self.log(f"Preparing {len(jobs)} artefacts (once per task and seed) ...")
         failures = []
 
@@ -193,7 +195,7 @@ class Sweep:
             else:
                 failures.append(f"{result.job.label}: {result.reason}")
 
-        executor_for().run(jobs, done)
+        executor_for().run([job for _, job in jobs], done)
         if failures:
             raise RunError("Preparing artefacts failed: " + "; ".join(failures))
         return hashes
