@@ -117,8 +117,9 @@ def test_the_shared_trunk_reads_each_batch_once(smoke, prepared):
 
 def test_a_sweep_gives_the_same_records_with_a_job_per_seed_or_per_run(sweep, tmp_path):
     gates = ["no-updater", "delta-rule", "lerp-scan"]
-    shared, together = sweep(["facts/sliding-window"], gates, results=tmp_path / "a", workers=1)
-    single, alone = sweep(["facts/sliding-window"], gates, results=tmp_path / "b", batch_seeds=False)
+    task = ["facts/sliding-window"]
+    shared, together = sweep(task, gates, results=tmp_path / "a", workers=1)
+    single, alone = sweep(task, gates, results=tmp_path / "b", batch_seeds=False)
     assert shared.ok == single.ok == len(gates) * 2 and shared.failed == 0
     key = {(r.gate.id, r.seed_index): r for r in alone}
     for record in together:
