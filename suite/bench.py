@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from suite.bench_scaling import print_scaling, scaling_costs
-from suite.bench_seeds import print_seed_costs, seed_costs
+from suite.bench_seeds import print_seed_costs, print_shared_pass, seed_costs, shared_pass_costs
 from suite.bench_sweeps import (
     DASK_GATES,
     TABLE5_GATES,
@@ -194,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only-seeds", action="store_true", help="measure only seeds stacked vs alone (item 9)"
     )
     parser.add_argument(
+        "--only-shared",
+        action="store_true",
+        help="measure only a facts seed's updaters over one data pass vs alone (item 11)",
+    )
+    parser.add_argument(
         "--only-scaling",
         action="store_true",
         help="measure only the growth of an epoch's cost with T and B (item 10) and store it in "
@@ -226,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_seeds:
         report["seed_ms"] = seeds = seed_costs()
         print_seed_costs(seeds)
+        return 0
+    if args.only_shared:
+        report["shared_pass_s"] = shared = shared_pass_costs()
+        print_shared_pass(shared)
         return 0
     if args.only_scaling:
         scaling = scaling_costs()
@@ -283,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     print_seed_costs(seeds)
     report["scaling_ms"] = scaling = scaling_costs()
     print_scaling(scaling)
+    report["shared_pass_s"] = shared = shared_pass_costs()
+    print_shared_pass(shared)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

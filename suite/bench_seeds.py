@@ -1,4 +1,5 @@
-"""Bench item 9: what training a gate's seeds together costs against one seed alone.
+"""Bench items 9 and 11: what training a gate's seeds together costs against one seed alone,
+and a facts seed's updaters over one data pass against each alone.
 
 For each gate, at the paper profile of ``transition/anticipation`` (batch 512, T = 12): ms per
 epoch of one seed, of five seeds stacked into one vectorised pass (``vmap``), and of the same five
@@ -69,3 +70,54 @@ def print_seed_costs(found: dict[str, dict[str, float]]) -> None:
             f"{row['five_looped']:8.1f}   5 stacked / 1: {row['stacked_over_one']:.2f}x, "
             f"loop / stacked: {row['looped_over_stacked']:.2f}x"
         )
+
+
+SHARED_TASK = "facts/sliding-window"
+
+
+def shared_pass_costs() -> dict[str, float]:
+    """Bench item 11: a facts seed's updaters trained in one job over one read of the frozen
+    trunk (``run_gates``) against each trained on its own (default profile, one seed, every
+    updater; one warm process, a warm-up run first). Same numbers, checked here too."""
+    from suite.gates.entries import gates as registry
+
+    spec = select_tasks(load_all_tasks(), [SHARED_TASK])[0].for_profile("default")
+    family = get_family(spec.family)
+    info = family.task_info(spec)
+    seeds = RunSeeds(spec.master_seed, spec.id, 0)
+    artifact = family.prepare(spec, seeds)
+    ids = [g for g in registry.names() if get_gate(g).kind == "updater"]
+
+    def build(gate_id: str):
+        with seeded_global_rng(seeds.init):
+            return get_gate(gate_id).build(info, {})
+
+    def ctx() -> RunContext:
+        return RunContext(seeds=seeds, artifact=artifact)
+
+    family.run(spec, build(ids[0]), ctx())  # warm-up
+    started = time.perf_counter()
+    alone = [family.run(spec, build(g), ctx()) for g in ids]
+    alone_s = time.perf_counter() - started
+    started = time.perf_counter()
+    together = family.run_gates(spec, [build(g) for g in ids], [ctx() for _ in ids])
+    shared_s = time.perf_counter() - started
+    same = all(
+        not isinstance(t, BaseException) and t.metrics == a.metrics
+        for a, t in zip(alone, together, strict=True)
+    )
+    return {
+        "gates": len(ids),
+        "alone_s": alone_s,
+        "shared_s": shared_s,
+        "alone_over_shared": alone_s / shared_s,
+        "same_metrics": same,
+    }
+
+
+def print_shared_pass(found: dict[str, float]) -> None:
+    print(
+        f"\n{SHARED_TASK} (default profile, one seed), {found['gates']} updaters: "
+        f"{found['alone_s']:.1f} s each on its own, {found['shared_s']:.1f} s over one data pass "
+        f"({found['alone_over_shared']:.2f}x; same metrics: {found['same_metrics']})"
+    )

@@ -51,6 +51,12 @@ ABOUT = {
         "Milliseconds per training step of each updater at the paper profile of "
         "facts/sliding-window, and the sequential lerp over its parallel scan.",
     ),
+    "shared_pass_s": (
+        "Updaters sharing one data pass",
+        "Seconds to train and evaluate every updater on one seed of facts/sliding-window "
+        "(default profile): each on its own, and all in one job that reads each batch through "
+        "the frozen trunk once; the metrics must be the same.",
+    ),
     "proxy_overhead": (
         "An untrusted gate in its own process",
         "The example submission trained in the harness's process and behind the proxy "
