@@ -206,7 +206,9 @@ def test_a_sweep_gives_the_same_records_with_and_without_seed_batching(sweep, tm
         assert record.metrics == other.metrics, record.gate.id
         assert record.provenance.data_fingerprint == other.provenance.data_fingerprint
         if record.ok and record.gate.origin == "baseline":
-            assert any("trained in one job with seeds [0, 1, 2]" in n for n in record.notes)
+            # on a CPU a seed's routers share a job (one draw of the stream), else a gate's seeds
+            shared = ("trained in one job with seeds [", "(one data pass)")
+            assert any(any(s in n for s in shared) for n in record.notes), record.notes
 
 
 LM_TASKS = ("lm/char-switch", "lm/real-languages")
@@ -255,7 +257,8 @@ def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks
     assert [len(j.tag) for j in jobs] == [5, 5]
     assert jobs[0].label.startswith(longest)
     jobs = plan_jobs(members, True, one, together, workers=2)
-    assert [len(j.tag) for j in jobs] == [3, 2, 3, 2]  # split, and the longest task's first
+    # split while the workers would finish sooner by the estimated costs, the longest first
+    assert [len(j.tag) for j in jobs] == [2, 2, 1, 5]
     assert jobs[0].label.startswith(longest) and not jobs[-1].label.startswith(longest)
     assert sorted(r.seed_index for j in jobs for r, _ in j.tag) == sorted([*range(5)] * 2)
     assert len(plan_jobs(members, False, one, together, workers=2)) == 10

@@ -129,7 +129,8 @@ def test_a_sweep_gives_the_same_records_with_a_job_per_seed_or_per_run(sweep, tm
         assert not any("one data pass" in n for n in other.notes)
 
 
-def test_jobs_group_a_seeds_gates_only_where_the_family_shares_its_data(tasks, tmp_path):
+def test_jobs_group_a_seeds_gates_where_the_family_shares_its_data(tasks, tmp_path):
+    """facts always; transition on a CPU, while on a GPU its seeds are vectorised per gate."""
     from suite.runs.executors import Job
     from suite.runs.plan import make_plan
     from suite.runs.seed_jobs import plan_jobs
@@ -145,15 +146,71 @@ def test_jobs_group_a_seeds_gates_only_where_the_family_shares_its_data(tasks, t
     def build(kind):
         return lambda runs, group: Job(kind, {}, 1, None, "", group)
 
-    jobs = plan_jobs(members, True, one, build("run-seeds"), 1, across=build("run-gates"))
-    shapes = sorted(
-        (j.kind, tuple(sorted({(r.pair.gate.id, r.seed_index) for r, _ in j.tag}))) for j in jobs
-    )
-    assert shapes == [
+    def shapes(device):
+        jobs = plan_jobs(
+            members, True, one, build("run-seeds"), 1, across=build("run-gates"), device=device
+        )
+        found = {
+            (j.kind, tuple(sorted((r.pair.gate.id, r.seed_index) for r, _ in j.tag))) for j in jobs
+        }
+        assert sorted(r.key for j in jobs for r, _ in j.tag) == sorted(r.key for r in plan.runs)
+        return found
+
+    facts = {
         ("run-gates", (("delta-rule", 0), ("lerp", 0))),
         ("run-gates", (("delta-rule", 1), ("lerp", 1))),
+    }
+    assert shapes("cpu") == facts | {
+        ("run-gates", (("affinity", 0), ("beta", 0))),
+        ("run-gates", (("affinity", 1), ("beta", 1))),
+    }
+    assert shapes("cuda") == facts | {
         ("run-seeds", (("affinity", 0), ("affinity", 1))),
         ("run-seeds", (("beta", 0), ("beta", 1))),
-    ]
+    }
     without = plan_jobs(members, True, one, build("run-seeds"), 1)
     assert {j.kind for j in without} == {"run-seeds"}
+
+
+def test_a_large_group_is_split_so_workers_finish_together(tasks, tmp_path):
+    """Table 5's shape: one task's 9 gates on 5 seeds, 2 workers: 5 equal jobs would leave one
+    worker idle for the last; splitting one of them lets both finish together."""
+    from suite.runs.executors import Job
+    from suite.runs.plan import make_plan
+    from suite.runs.seed_jobs import plan_jobs
+
+    ids = (
+        "affinity",
+        "beta",
+        "pi",
+        "ant",
+        "beta+pi",
+        "beta+ant",
+        "pi+ant",
+        "beta+pi+ant",
+        "oracle",
+    )
+    plan = make_plan([tasks["transition/anticipation"]], [get_gate(g) for g in ids], "paper",
+                     tmp_path, seeds=5)  # fmt: skip
+    members = [(run, None) for run in plan.runs]
+
+    def one(run, member):
+        return Job("run", {}, 1, None, run.label, [member])
+
+    def group(runs, members):
+        return Job("run-gates", {}, 1, None, "", members)
+
+    from suite.runs.seed_jobs import makespan
+
+    jobs = plan_jobs(members, True, one, group, 2, across=group)
+    sizes = [len(j.tag) for j in jobs]
+    assert makespan(sizes, 2) <= 23 < makespan([9] * 5, 2) == 27  # 22.5 is the ideal
+    assert sum(sizes) == 45 and all(len({r.seed_index for r, _ in j.tag}) == 1 for j in jobs)
+
+
+def test_makespan_gives_each_job_to_the_first_free_worker_largest_first():
+    from suite.runs.seed_jobs import makespan
+
+    assert makespan([3, 5, 3, 4, 3], 2) == 10  # 5+3 | 4+3+3: greedy, not the optimum 9
+    assert makespan([3, 5, 3, 4, 3], 1) == 18
+    assert makespan([2.0], 4) == 2.0

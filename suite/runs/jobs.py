@@ -174,7 +174,6 @@ def _execute_many(
     with ``train`` and return one entry per member."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    info = _info(family, spec, payload)
     device = torch.device(payload.get("device", "cpu"))
     deterministic_device(device)
     started = time.monotonic()
@@ -191,6 +190,7 @@ def _execute_many(
             if found["path"] not in loaded:
                 loaded[found["path"]] = load_artifact(found["path"], found["hash"])
             artifact = loaded[found["path"]]
+        info = _info(family, spec, {**payload, "gate": entry})  # a ceiling gets its own
         with seeded_global_rng(seeds.init):
             gate = resolve_ref(entry).build(info, entry.get("params_override")).to(device)
         counts.append(trainable_count(gate))

@@ -48,9 +48,18 @@ def estimated_prepare_cost(spec: TaskSpec) -> float:
     return float((getattr(pretrain, "steps", 1) or 1) * (getattr(pretrain, "batch_size", 1) or 1))
 
 
-def shares_data(run: PlannedRun) -> bool:
-    """Whether ``run`` can share a job with the other gates of its (task, seed)."""
-    return batchable(run) and get_family(run.pair.spec.family).shares_data_across_gates
+def shares_data(run: PlannedRun, device: str = "cpu") -> bool:
+    """Whether ``run`` can share a job with the other gates of its (task, seed) on ``device``."""
+    return batchable(run) and get_family(run.pair.spec.family).groups_gates(device)
+
+
+def makespan(costs: list[float], workers: int) -> float:
+    """When the last of ``workers`` finishes ``costs``, each job going to the first free worker
+    in order of size (the order ``plan_jobs`` gives them)."""
+    loads = [0.0] * max(1, workers)
+    for c in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += c
+    return max(loads)
 
 
 def plan_jobs(
@@ -60,19 +69,21 @@ def plan_jobs(
     together: Callable[[list[PlannedRun], list[Member]], Job],
     workers: int = 1,
     across: Callable[[list[PlannedRun], list[Member]], Job] | None = None,
+    device: str = "cpu",
 ) -> list[Job]:
     """One job per run, or with ``batch`` one per group of runs that can share it: a (task,
     gate) pair's seeds (``together``), or, where the family reads the same data for every gate
     and ``across`` is given, a (task, seed)'s gates (``across``); longest first (so the last
     jobs to start are short ones and workers finish together).
 
-    While there are fewer than two jobs per worker, the largest group is split in two: a small
-    sweep (one gate, five seeds) still keeps every worker busy."""
+    While there are fewer than two jobs per worker, or splitting the largest group in two lets
+    the workers finish sooner (by the estimated costs), it is split: a small sweep (one gate,
+    five seeds; one task's gates on five seeds) still keeps every worker busy to the end."""
     singles: list[Member] = []
     groups: dict[tuple[str, str, str], list[Member]] = {}
     for member in runnable:
         run = member[0]
-        if batch and across is not None and shares_data(run):
+        if batch and across is not None and shares_data(run, device):
             key = ("gates", run.pair.spec.id, str(run.seed_index))
         elif batch and batchable(run):
             key = ("seeds", run.pair.spec.id, run.pair.gate.id)
@@ -81,12 +92,22 @@ def plan_jobs(
             continue
         groups.setdefault(key, []).append(member)
     chunks = [(key[0], members) for key, members in groups.items()]
-    while len(chunks) + len(singles) < 2 * workers and any(len(c) > 1 for _, c in chunks):
-        largest = max(chunks, key=lambda chunk: len(chunk[1]))
-        chunks.remove(largest)
+
+    def cost(members: list[Member]) -> float:
+        return sum(estimated_cost(m[0].pair.spec) for m in members)
+
+    def finish(parts: list[tuple[str, list[Member]]]) -> float:
+        return makespan([cost(c) for _, c in parts] + [cost([m]) for m in singles], workers)
+
+    while splittable := [chunk for chunk in chunks if len(chunk[1]) > 1]:
+        largest = max(splittable, key=lambda chunk: cost(chunk[1]))
         kind, members = largest
         half = (len(members) + 1) // 2
-        chunks += [(kind, members[:half]), (kind, members[half:])]
+        split = [c for c in chunks if c is not largest]
+        split += [(kind, members[:half]), (kind, members[half:])]
+        if len(chunks) + len(singles) >= 2 * workers and finish(split) >= finish(chunks):
+            break
+        chunks = split
     sized: list[tuple[float, Job]] = []
     for member in singles:
         sized.append((estimated_cost(member[0].pair.spec), one(member[0], member)))
@@ -134,8 +155,10 @@ class JobBuilder:
     time_limit: Callable[[TaskSpec], float]
     memory: Callable[[TaskSpec], int | None]
 
-    def plan(self, runnable: list[Member], batch: bool, workers: int) -> list[Job]:
-        return plan_jobs(runnable, batch, self.one, self.together, workers, across=self.across)
+    def plan(self, runnable: list[Member], batch: bool, workers: int, device: str) -> list[Job]:
+        return plan_jobs(
+            runnable, batch, self.one, self.together, workers, across=self.across, device=device
+        )
 
     def one(self, run: PlannedRun, tag: Any) -> Job:
         spec = run.pair.spec

@@ -318,7 +318,7 @@ class Sweep:
     def _jobs(self, runnable: list[tuple[PlannedRun, ConformanceReport]]) -> list[Job]:
         batch = self.options.batch_seeds and not self.options.isolate_baselines
         builder = JobBuilder(self._payload, self._slot, self._time_limit, self._memory)
-        return builder.plan(runnable, batch, max(1, self.options.workers))
+        return builder.plan(runnable, batch, max(1, self.options.workers), self.options.device)
 
     def _sweep(self, todo: list[PlannedRun], executor: Executor, summary: SweepSummary) -> None:
         pairs = list({(r.pair.spec.id, r.pair.gate.id): r.pair for r in todo}.values())

@@ -103,9 +103,9 @@ class TaskFamily(ABC, Generic[SpecT]):
     submission's seeds always run one job each): a process's start and warm-up are then paid
     once per pair, and a family that can stacks the seeds into one vectorised pass."""
     shares_data_across_gates: ClassVar[bool] = False
-    """Whether every gate of a (task, seed) reads the same data through the same frozen part of
-    the model (a pre-trained base): the sweep then gives a (task, seed)'s trusted gates one job
-    (``run_gates``) instead of one per (task, gate), so that pass is paid once, not per gate."""
+    """Whether every gate of a (task, seed) reads the same data (drawn, or read through the same
+    frozen base): the sweep may then give a (task, seed)'s trusted gates one job (``run_gates``)
+    instead of one per (task, gate), so that work is paid once, not per gate."""
 
     @classmethod
     def folder(cls) -> Path:
@@ -162,6 +162,12 @@ class TaskFamily(ABC, Generic[SpecT]):
                     raise
                 results.append(exc)
         return results
+
+    def groups_gates(self, device: str) -> bool:
+        """Whether the sweep gives a (task, seed)'s trusted gates one job on ``device``: where
+        they share their data, unless the family would rather stack each gate's seeds into one
+        vectorised pass there (then it overrides this)."""
+        return self.shares_data_across_gates
 
     def run_gates(
         self, spec: SpecT, gates: list[Any], ctxs: list[RunContext]

@@ -17,6 +17,7 @@ from suite.seeding import RunSeeds
 from suite.tasks.families.transition import mixture, routing
 from suite.tasks.families.transition.spec import TransitionSpec
 from suite.tasks.family import RunContext, RunOutput, TaskFamily, register_family
+from suite.tasks.seed_stack import vectorising
 
 BY_DATA_KIND: dict[str, ModuleType] = {"routing-stream": routing, "expert-mixture": mixture}
 
@@ -26,6 +27,7 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
     name = "transition"
     spec_model = TransitionSpec
     gate_kind = "router"
+    shares_data_across_gates = True  # every router of a seed reads the same drawn stream
     description = (
         "Synthetic streams whose domain changes: does the gate carry context, anticipate the "
         "switch, and trust the reliable expert?"
@@ -53,6 +55,19 @@ class TransitionFamily(TaskFamily[TransitionSpec]):
         if hasattr(module, "run_seeds"):
             return module.run_seeds(spec, gates, ctxs, vectorise)
         return super().run_seeds(spec, gates, ctxs, vectorise)
+
+    def groups_gates(self, device: str) -> bool:
+        """On a CPU a seed's routers share one job and one draw of the stream; where the seeds
+        are vectorised (a GPU) a router's seeds share one pass instead."""
+        return not vectorising(device)
+
+    def run_gates(
+        self, spec: TransitionSpec, gates: list[RouterGate], ctxs: list[RunContext]
+    ) -> list[RunOutput | BaseException]:
+        module = BY_DATA_KIND[spec.data.kind]
+        if hasattr(module, "run_seeds"):  # one stream drawn once, the gates called in turn
+            return module.run_seeds(spec, gates, ctxs, vectorise=False)
+        return super().run_gates(spec, gates, ctxs)
 
     def eval_dataset(self, spec: TransitionSpec, seeds: RunSeeds) -> Any:
         return BY_DATA_KIND[spec.data.kind].eval_dataset(spec, seeds.data)

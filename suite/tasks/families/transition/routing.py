@@ -63,11 +63,14 @@ def run_seeds(
     spec: TransitionSpec, gates: list[RouterGate], ctxs: list[RunContext], vectorise: bool = True
 ) -> list[RunOutput | BaseException]:
     """Train the seeds of one gate together (``suite.tasks.seed_stack``): tensors carry a leading
-    seed axis S; each seed has its own stream, gate, optimiser state and result."""
+    seed axis S; each seed has its own stream, gate, optimiser state and result. Called with
+    several gates on one seed (``run_gates``), the gates take turns on one draw of the stream."""
     data = spec.data
     train = spec.train
     device = ctxs[0].device
-    streams = [RoutingStream(data, ctx.seeds.data) for ctx in ctxs]
+    # one stream per data seed: the gates of one seed (``run_gates``) read one draw of it
+    by_seed = {ctx.seeds.data: RoutingStream(data, ctx.seeds.data) for ctx in ctxs}
+    streams = [by_seed[ctx.seeds.data] for ctx in ctxs]
     n_experts = spec.model.n_experts
     expert_ids = torch.arange(n_experts, device=device)
     scored = streams[0].scored.to(device)  # (P,): the same positions for every seed
@@ -82,7 +85,8 @@ def run_seeds(
     S = len(gates)
 
     def batches(epoch: int) -> list[RoutingBatch]:
-        return [stream.batch(epoch, train.batch_size) for stream in streams]
+        drawn = {seed: stream.batch(epoch, train.batch_size) for seed, stream in by_seed.items()}
+        return [drawn[ctx.seeds.data] for ctx in ctxs]
 
     first = batches(0)
     stack = stack_gates(
