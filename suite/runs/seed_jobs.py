@@ -4,10 +4,10 @@ seed)), and their results taken apart.
 A trusted baseline's seeds of one task share one job (``TaskFamily.batches_seeds``, on unless
 a family turns it off), which the family's ``run_seeds`` trains together (stacked into one
 vectorised pass where it can); a process's start and warm-up are then paid once per pair instead
-of once per seed. Where a family reads the same data for every gate of a seed through a frozen
-base (``TaskFamily.shares_data_across_gates``), a (task, seed)'s trusted gates share one job
-instead, and ``run_gates`` pays that data pass once. A submission's runs always have one job
-each, in their own confined processes.
+of once per seed. Where a family reads the same data for every gate of a seed (one drawn
+stream, or one frozen base's reading of it: ``TaskFamily.groups_gates``), a (task, seed)'s
+trusted gates share one job instead, and ``run_gates`` pays for that data once. A submission's
+runs always have one job each, in their own confined processes.
 """
 
 from __future__ import annotations
