@@ -11,8 +11,12 @@ import pytest
 import torch
 from torch import Tensor
 
+from suite.bench_sweeps import TABLE5_GATES
 from suite.contract import State, UpdaterOutput
 from suite.gates.entries import get_gate
+from suite.runs.executors import Job
+from suite.runs.plan import make_plan
+from suite.runs.seed_jobs import makespan, plan_jobs
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.families.facts import protocol, reading
 from suite.tasks.family import RunContext, get_family
@@ -131,9 +135,6 @@ def test_a_sweep_gives_the_same_records_with_a_job_per_seed_or_per_run(sweep, tm
 
 def test_jobs_group_a_seeds_gates_where_the_family_shares_its_data(tasks, tmp_path):
     """facts always; transition on a CPU, while on a GPU its seeds are vectorised per gate."""
-    from suite.runs.executors import Job
-    from suite.runs.plan import make_plan
-    from suite.runs.seed_jobs import plan_jobs
 
     chosen = [tasks["facts/sliding-window"], tasks["transition/anticipation"]]
     gates = [get_gate(g) for g in ("delta-rule", "lerp", "affinity", "beta")]
@@ -175,23 +176,8 @@ def test_jobs_group_a_seeds_gates_where_the_family_shares_its_data(tasks, tmp_pa
 def test_a_large_group_is_split_so_workers_finish_together(tasks, tmp_path):
     """Table 5's shape: one task's 9 gates on 5 seeds, 2 workers: 5 equal jobs would leave one
     worker idle for the last; splitting one of them lets both finish together."""
-    from suite.runs.executors import Job
-    from suite.runs.plan import make_plan
-    from suite.runs.seed_jobs import plan_jobs
-
-    ids = (
-        "affinity",
-        "beta",
-        "pi",
-        "ant",
-        "beta+pi",
-        "beta+ant",
-        "pi+ant",
-        "beta+pi+ant",
-        "oracle",
-    )
-    plan = make_plan([tasks["transition/anticipation"]], [get_gate(g) for g in ids], "paper",
-                     tmp_path, seeds=5)  # fmt: skip
+    gates = [get_gate(g) for g in TABLE5_GATES]
+    plan = make_plan([tasks["transition/anticipation"]], gates, "paper", tmp_path, seeds=5)
     members = [(run, None) for run in plan.runs]
 
     def one(run, member):
@@ -200,8 +186,6 @@ def test_a_large_group_is_split_so_workers_finish_together(tasks, tmp_path):
     def group(runs, members):
         return Job("run-gates", {}, 1, None, "", members)
 
-    from suite.runs.seed_jobs import makespan
-
     jobs = plan_jobs(members, True, one, group, 2, across=group)
     sizes = [len(j.tag) for j in jobs]
     assert makespan(sizes, 2) <= 23 < makespan([9] * 5, 2) == 27  # 22.5 is the ideal
@@ -209,8 +193,6 @@ def test_a_large_group_is_split_so_workers_finish_together(tasks, tmp_path):
 
 
 def test_makespan_gives_each_job_to_the_first_free_worker_largest_first():
-    from suite.runs.seed_jobs import makespan
-
     assert makespan([3, 5, 3, 4, 3], 2) == 10  # 5+3 | 4+3+3: greedy, not the optimum 9
     assert makespan([3, 5, 3, 4, 3], 1) == 18
     assert makespan([2.0], 4) == 2.0
