@@ -69,7 +69,9 @@ def run_seeds(
     train = spec.train
     device = ctxs[0].device
     # one stream per data seed: the gates of one seed (``run_gates``) read one draw of it
-    by_seed = {ctx.seeds.data: RoutingStream(data, ctx.seeds.data) for ctx in ctxs}
+    by_seed = {
+        seed: RoutingStream(data, seed) for seed in dict.fromkeys(c.seeds.data for c in ctxs)
+    }
     streams = [by_seed[ctx.seeds.data] for ctx in ctxs]
     n_experts = spec.model.n_experts
     expert_ids = torch.arange(n_experts, device=device)
