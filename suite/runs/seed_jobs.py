@@ -139,11 +139,8 @@ def seed_payload(
 
 def gates_payload(payload: dict[str, Any], gates: list[dict[str, Any]]) -> dict[str, Any]:
     """The first run's payload turned into one for every gate of a (task, seed): ``gates``
-    holds each run's own gate entry (id, parameters, audit flags)."""
-    payload = dict(payload)
-    payload["gate"] = gates[0]
-    payload["gates"] = gates
-    return payload
+    holds each run's own gate entry (id, parameters, audit flags); ``gate`` stays the first's."""
+    return {**payload, "gates": gates}
 
 
 @dataclass

@@ -138,7 +138,7 @@ class Evaluator:
         acc = torch.where(n > 0, k / n.clamp(min=1), torch.nan)
         return ArrayResult(acc, {"distance": possible})
 
-    def _answer(self, ep: Episodes, state: State, reads: list[Tensor] | None = None) -> Tensor:
+    def _answer(self, ep: Episodes, state: State) -> Tensor:
         """Per-query correctness of answering ``ep``'s queries in fresh sequences from ``state``."""
         n = ep.query_len * self.spec.data.n_queries
         hits = []
