@@ -16,7 +16,13 @@ from suite.gates.kinds import kinds
 from suite.results.aggregate import aggregate
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.families.facts import evaluation, protocol, reading
-from suite.tasks.families.facts.data import IGNORE, QUERY_LEN, draw_episodes
+from suite.tasks.families.facts.data import (
+    IGNORE,
+    QUERY_LEN,
+    draw_episodes,
+    scored_labels,
+    scored_positions,
+)
 from suite.tasks.families.facts.pretrain import answer_accuracy, vocab_of
 from suite.tasks.family import RunContext, get_family
 from suite.website.site import render_site
@@ -307,8 +313,8 @@ def test_the_frozen_base_can_hold_the_facts_in_rank_r_factors(tasks):
     factors = [torch.randn(B, *s, generator=g) * 0.1 * (i % 2 == 0) for i, s in enumerate(shapes)]
     factors = [f.requires_grad_() for f in factors]
     opt = torch.optim.Adam(factors, lr=1e-2)
-    labels = protocol.scored_labels(ep.labels)
-    at = protocol.scored_positions(ep.labels)[..., None]
+    labels = scored_labels(ep.labels)
+    at = scored_positions(ep.labels)[..., None]
     for _ in range(300):
         per_position = tuple(f[:, None].expand(B, T, *f.shape[1:]) for f in factors)
         logits = base.finish(x, u, per_position).gather(1, at.expand(-1, -1, vocab_of(spec).size))

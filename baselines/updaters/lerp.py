@@ -85,8 +85,10 @@ class LerpUpdater(UpdaterGate):
     def _loop(logit: Tensor, v: Tensor, S: Tensor) -> Tensor:
         beta = torch.sigmoid(logit).unsqueeze(-1)  # (B, T, 1)
         states = []
-        for t in range(v.shape[1]):
-            S = (1 - beta[:, t]) * S + beta[:, t] * v[:, t]
+        # unbind, not v[:, t]: each indexed slice's backward would write a whole (B, T, P) zero
+        # tensor, T of them per pass
+        for beta_t, v_t in zip(beta.unbind(1), v.unbind(1), strict=True):
+            S = (1 - beta_t) * S + beta_t * v_t
             states.append(S)
         return torch.stack(states, dim=1)
 

@@ -41,22 +41,25 @@ class MemorySurpriseUpdater(LerpUpdater):
         S = super().initial_state(batch_size)
         return (S, S.new_zeros(batch_size))
 
-    def _write(self, state: State, h_t: Tensor) -> tuple[Tensor, Tensor]:
+    def _write(self, state: State, v: Tensor, gate_logit: Tensor) -> tuple[Tensor, Tensor]:
+        """One position: its proposed write v (B, P) and its input's gate logit w h_t + b (B,)."""
         S, m = state
-        v = self.write(h_t)
         surprise = (v - S).norm(dim=-1) / math.sqrt(v.shape[-1])
         m = self.eta * m + (1 - self.eta) * surprise
-        beta = torch.sigmoid(self.surprise_scale * m + self.beta(h_t)[..., 0])[:, None]
+        beta = torch.sigmoid(self.surprise_scale * m + gate_logit)[:, None]
         return (1 - beta) * S + beta * v, m
 
     def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
         state = self.initial_state(x.shape[0]) if state is None else state
         states = []
-        for t in range(x.shape[1]):
-            state = self._write(state, x[:, t])
+        # what does not depend on the state is computed for every position at once
+        writes, logits = self.write(x), self.beta(x)[..., 0]
+        for v, logit in zip(writes.unbind(1), logits.unbind(1), strict=True):
+            state = self._write(state, v, logit)
             states.append(state[0])
         return UpdaterOutput(self.layout.split(torch.stack(states, dim=1)), state)
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
-        state = self._write(self.initial_state(x_t.shape[0]) if state is None else state, x_t)
+        state = self.initial_state(x_t.shape[0]) if state is None else state
+        state = self._write(state, self.write(x_t), self.beta(x_t)[..., 0])
         return UpdaterOutput(self.layout.split(state[0]), state)

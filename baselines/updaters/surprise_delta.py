@@ -34,21 +34,26 @@ class SurpriseDeltaUpdater(DeltaRuleUpdater):
         super().__init__(info, beta_init=beta_init)
         self.surprise_scale = nn.Parameter(torch.tensor(1.0))
 
-    def _write(self, M: Tensor, h_t: Tensor) -> Tensor:
-        k, v = self._keys_values(h_t)  # (B, r), (B, d)
+    def _write(self, M: Tensor, k: Tensor, v: Tensor, gate_logit: Tensor) -> Tensor:
+        """One position: its key k (B, r), value v (B, d) and gate logit w h_t + b (B,)."""
         error = v - (M * k[..., None]).sum(1)  # (B, d)
         surprise = error.norm(dim=-1) / error.shape[-1] ** 0.5
-        beta = torch.sigmoid(self.surprise_scale * surprise + self.beta(h_t)[..., 0])
+        beta = torch.sigmoid(self.surprise_scale * surprise + gate_logit)
         return M + beta[:, None, None] * k[..., None] * error[:, None, :]
+
+    def _projections(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """What does not depend on the state: keys, values and gate logits."""
+        return *self._keys_values(h), self.beta(h)[..., 0]
 
     def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
         M = self.initial_state(x.shape[0]) if state is None else state
         states = []
-        for t in range(x.shape[1]):
-            M = self._write(M, x[:, t])
+        for k, v, logit in zip(*(z.unbind(1) for z in self._projections(x)), strict=True):
+            M = self._write(M, k, v, logit)
             states.append(M)
         return UpdaterOutput(self._factors(torch.stack(states, dim=1)), M)
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
-        M = self._write(self.initial_state(x_t.shape[0]) if state is None else state, x_t)
+        M = self.initial_state(x_t.shape[0]) if state is None else state
+        M = self._write(M, *self._projections(x_t))
         return UpdaterOutput(self._factors(M), M)
