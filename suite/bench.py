@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -131,9 +132,10 @@ FACTS_TASK = "facts/sliding-window"
 FACTS_GATES = ["no-updater", "lerp", "lerp-scan", "delta-rule", "gated-delta", "routed-updater"]
 
 
-def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25)) -> float:
+def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25), repeats: int = 3) -> float:
     """Milliseconds per training step of an updater on the frozen base: the difference of two
-    runs that train ``steps`` steps (evaluation and set-up cancel out)."""
+    runs that train ``steps`` steps (evaluation and set-up cancel out), the median over
+    ``repeats`` pairs (one pair's difference varied by a third from run to run)."""
     from suite.tasks.families.facts.pretrain import ACCURACY_KEY, build_base
 
     paper = next(t for t in load_all_tasks() if t.id == FACTS_TASK).for_profile("paper")
@@ -142,8 +144,8 @@ def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25)) -> float:
     with seeded_global_rng(seeds.derive("bench")):  # speed does not depend on trained weights
         artifact = dict(build_base(paper).state_dict())
     artifact[ACCURACY_KEY] = torch.tensor(1.0)
-    timings = []
-    for n in (1, *steps):  # the first run warms up lazy imports and kernels
+
+    def run_s(n: int) -> float:
         spec = paper.model_copy(update={
             "train": paper.train.model_copy(update={"steps": n}),
             "eval": paper.eval.model_copy(update={"batches": 1, "modes": ["in_context"]}),
@@ -152,8 +154,11 @@ def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25)) -> float:
             gate = get_gate(gate_id).build(family.task_info(spec))
         started = time.perf_counter()
         family.run(spec, gate, RunContext(seeds=seeds, artifact=artifact))
-        timings.append(time.perf_counter() - started)
-    return (timings[2] - timings[1]) / (steps[1] - steps[0]) * 1000.0
+        return time.perf_counter() - started
+
+    run_s(1)  # warms up lazy imports and kernels
+    differences = [run_s(steps[1]) - run_s(steps[0]) for _ in range(repeats)]
+    return statistics.median(differences) / (steps[1] - steps[0]) * 1000.0
 
 
 def facts_step_costs() -> dict[str, float]:
