@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from suite.results.aggregate import aggregate
@@ -175,3 +177,14 @@ def test_an_unwritable_results_folder_is_a_clear_error(sweep, tmp_path):
     blocker.write_text("")
     with pytest.raises(RunError, match="Cannot write run records into"):
         sweep([ANT], ["affinity"], results=blocker / "results")
+
+
+def test_a_dask_allocator_setting_is_undone_in_the_job_process(monkeypatch):
+    """Dask's nanny leaves MALLOC_TRIM_THRESHOLD_ in the environment; a job's process drops it
+    (so the processes it starts do not inherit it) and resets glibc's thresholds."""
+    from suite.runs import allocator
+
+    monkeypatch.setenv(allocator.VARIABLE, "65536")
+    assert allocator.restore_malloc_defaults() is True
+    assert allocator.VARIABLE not in os.environ
+    assert allocator.restore_malloc_defaults() is False  # nothing left to undo
