@@ -183,8 +183,11 @@ def test_a_dask_allocator_setting_is_undone_in_the_job_process(monkeypatch):
     """Dask's nanny leaves MALLOC_TRIM_THRESHOLD_ in the environment; a job's process drops it
     (so the processes it starts do not inherit it) and resets glibc's thresholds."""
     from suite.runs import allocator
+    from suite.runs.jobs import pin_threads
 
     monkeypatch.setenv(allocator.VARIABLE, "65536")
-    assert allocator.restore_malloc_defaults() is True
+    pin_threads(1)  # every job's process setup
     assert allocator.VARIABLE not in os.environ
+    monkeypatch.setenv(allocator.VARIABLE, "65536")
+    assert allocator.restore_malloc_defaults() is True  # glibc took the thresholds
     assert allocator.restore_malloc_defaults() is False  # nothing left to undo

@@ -49,17 +49,20 @@ class MemorySurpriseUpdater(LerpUpdater):
         beta = torch.sigmoid(self.surprise_scale * m + gate_logit)[:, None]
         return (1 - beta) * S + beta * v, m
 
+    def _projections(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """What does not depend on the state, for every position at once: writes and gate
+        logits."""
+        return self.write(h), self.beta(h)[..., 0]
+
     def forward(self, x: Tensor, state: State = None) -> UpdaterOutput:
         state = self.initial_state(x.shape[0]) if state is None else state
         states = []
-        # what does not depend on the state is computed for every position at once
-        writes, logits = self.write(x), self.beta(x)[..., 0]
-        for v, logit in zip(writes.unbind(1), logits.unbind(1), strict=True):
+        for v, logit in zip(*(z.unbind(1) for z in self._projections(x)), strict=True):
             state = self._write(state, v, logit)
             states.append(state[0])
         return UpdaterOutput(self.layout.split(torch.stack(states, dim=1)), state)
 
     def step(self, x_t: Tensor, state: State = None) -> UpdaterOutput:
         state = self.initial_state(x_t.shape[0]) if state is None else state
-        state = self._write(state, self.write(x_t), self.beta(x_t)[..., 0])
+        state = self._write(state, *self._projections(x_t))
         return UpdaterOutput(self.layout.split(state[0]), state)
