@@ -107,12 +107,17 @@ DASK_GATES = ["affinity", "beta", "beta+ant", "beta+pi+ant"]
 
 def dask_wall_time(workers: int) -> float:
     """Seconds for the default profile of the anticipation task × ``DASK_GATES`` on a Dask
-    LocalCluster of ``workers`` single-threaded worker processes (cluster start excluded)."""
+    LocalCluster of ``workers`` single-threaded worker processes (excluded: starting the cluster,
+    whose workers preload GateBench's modules as `dask worker --preload suite.runs.warm` does)."""
     from distributed import Client, LocalCluster
 
     tasks = [t for t in load_all_tasks() if t.id == TASK]
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        preload=["suite.runs.warm"],  # imports done as each worker starts
     )
     try:
         with Client(cluster) as client:
@@ -132,6 +137,24 @@ def dask_wall_time(workers: int) -> float:
     if summary.ok != len(DASK_GATES) * 5:
         raise RuntimeError(f"the Dask sweep did not finish cleanly: {summary.failures}")
     return wall
+
+
+def dask_speed_up(rounds: int = 2) -> dict[str, object]:
+    """1 and 2 workers timed in turn, ``rounds`` times (one pair of sweeps varies by some 5%
+    on a shared 2-core machine); the speed-up is the ratio of the medians."""
+    ones: list[float] = []
+    twos: list[float] = []
+    for _ in range(rounds):
+        ones.append(dask_wall_time(1))
+        twos.append(dask_wall_time(2))
+    one, two = statistics.median(ones), statistics.median(twos)
+    return {
+        "gates": DASK_GATES,
+        "one_worker": one,
+        "two_workers": two,
+        "speed_up": one / two,
+        "rounds": [{"one_worker": a, "two_workers": b} for a, b in zip(ones, twos, strict=True)],
+    }
 
 
 def ablation_wall_time(workers: int) -> float:

@@ -52,6 +52,7 @@ def cluster(tmp_path):
     time.sleep(2)
     workers = [
         _start(["worker", address, "--nthreads", "1", "--nworkers", "1",
+                "--preload", "suite.runs.warm",
                 "--dashboard-address", ":0", "--local-directory", str(tmp_path / f"w{i}")],
                tmp_path / f"worker{i}.log")
         for i in range(2)

@@ -200,15 +200,17 @@ def test_a_sweep_gives_the_same_records_with_and_without_seed_batching(sweep, tm
     single, alone = sweep(task, gates, results=tmp_path / "s", seeds=3, batch_seeds=False)
     assert batched.ok == single.ok and batched.failed == single.failed
     key = {(r.gate.id, r.seed_index): r for r in alone}
+    # on a CPU a seed's routers share a job (one draw of the stream), else a gate's seeds; the
+    # planner may leave a run alone at the end of the queue to balance the workers
+    shared = ("trained in one job with seeds [", "(one data pass)")
+    together_ok = [r for r in together if r.ok and r.gate.origin == "baseline"]
+    assert sum(any(s in n for s in shared for n in r.notes) for r in together_ok) >= 6
     for record in together:
         other = key[(record.gate.id, record.seed_index)]
         assert record.status == other.status, record.gate.id
         assert record.metrics == other.metrics, record.gate.id
         assert record.provenance.data_fingerprint == other.provenance.data_fingerprint
-        if record.ok and record.gate.origin == "baseline":
-            # on a CPU a seed's routers share a job (one draw of the stream), else a gate's seeds
-            shared = ("trained in one job with seeds [", "(one data pass)")
-            assert any(any(s in n for s in shared) for n in record.notes), record.notes
+        assert not any(s in n for s in shared for n in other.notes)
 
 
 LM_TASKS = ("lm/char-switch", "lm/real-languages")
@@ -237,7 +239,7 @@ def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks
     from suite.gates.entries import get_gate
     from suite.runs.executors import Job
     from suite.runs.plan import make_plan
-    from suite.runs.seed_jobs import plan_jobs
+    from suite.runs.seed_jobs import makespan, plan_jobs
 
     chosen = [tasks["transition/anticipation"], tasks["lm/char-switch"]]
     plan = make_plan(chosen, [get_gate("affinity")], "default", tmp_path, seeds=5)
@@ -258,8 +260,12 @@ def test_jobs_group_a_pairs_seeds_split_to_keep_workers_busy_longest_first(tasks
     assert jobs[0].label.startswith(longest)
     jobs = plan_jobs(members, True, one, together, workers=2)
     # split while the workers would finish sooner by the estimated costs, the longest first
-    assert [len(j.tag) for j in jobs] == [2, 2, 1, 5]
+    costs = [sum(estimated_cost(r.pair.spec) for r, _ in j.tag) for j in jobs]
+    assert costs == sorted(costs, reverse=True) and len(jobs) > 2
     assert jobs[0].label.startswith(longest) and not jobs[-1].label.startswith(longest)
+    assert max(len(j.tag) for j in jobs) > 1  # the shorter task's seeds still share a job
+    longest_run = max(estimated_cost(t.for_profile("default")) for t in chosen)
+    assert makespan(costs, 2) <= sum(costs) / 2 + longest_run  # within one run of the ideal
     assert sorted(r.seed_index for j in jobs for r, _ in j.tag) == sorted([*range(5)] * 2)
     assert len(plan_jobs(members, False, one, together, workers=2)) == 10
 

@@ -196,3 +196,77 @@ def test_makespan_gives_each_job_to_the_first_free_worker_largest_first():
     assert makespan([3, 5, 3, 4, 3], 2) == 10  # 5+3 | 4+3+3: greedy, not the optimum 9
     assert makespan([3, 5, 3, 4, 3], 1) == 18
     assert makespan([2.0], 4) == 2.0
+
+
+def test_groups_are_cut_while_the_workers_finish_sooner_and_a_cut_pays_its_overhead():
+    from suite.runs.seed_jobs import balance
+
+    groups = [("gates", [1, 1, 1, 1]) for _ in range(5)]  # one seed's 4 gates, 5 seeds
+
+    def costing(overhead):
+        return lambda members: float(sum(members)) + overhead
+
+    queue = balance(groups, 2, costing(0.0))
+    sizes = [sum(m) for _, m in queue]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 20
+    assert sizes[:4] == [4, 4, 4, 4]  # the front keeps its shared passes
+    assert makespan(sizes, 2) == 10 < makespan([4] * 5, 2) == 12  # 10 is the ideal
+    for overhead in (1.0, 3.0, 10.0):  # a second shared pass costing 1, 3, 10 runs
+        dear = balance(groups, 2, costing(overhead))
+        costs = [sum(m) + overhead for _, m in dear]
+        assert makespan(costs, 2) <= makespan([4 + overhead] * 5, 2)
+        assert len(dear) <= len(queue) and sum(len(m) for _, m in dear) == 20
+    assert balance(groups, 1, costing(0.0)) == groups  # one worker: nothing to balance
+    lone = balance([("seeds", [1, 1, 1, 1])], 2, costing(10.0))
+    assert len(lone) == 4  # fewer than two jobs per worker: cut whatever it costs
+    assert balance(groups[:4], 2, costing(1.0)) == groups[:4]  # balanced already: left whole
+
+
+def test_a_group_is_cut_where_its_halves_cost_the_same_not_at_its_middle():
+    from suite.runs.seed_jobs import halves
+
+    assert halves(("gates", [1, 1, 1, 1]), lambda m: float(sum(m)) + 3) == [
+        ("gates", [1, 1]),
+        ("gates", [1, 1]),
+    ]  # each half pays the job's overhead once
+    assert halves(("gates", [1, 1, 4]), lambda m: float(sum(m))) == [
+        ("gates", [1, 1]),
+        ("gates", [4]),
+    ]
+    assert halves(("seeds", [2, 2, 2]), lambda m: float(sum(m))) == [
+        ("seeds", [2, 2]),
+        ("seeds", [2]),
+    ]  # a tie: the first half is the larger
+
+
+def test_gates_are_weighed_by_their_conformance_training_relative_to_their_task():
+    from types import SimpleNamespace
+
+    from suite.runs.seed_jobs import relative_weights
+
+    def member(task, gate, seconds):
+        run = SimpleNamespace(
+            pair=SimpleNamespace(spec=SimpleNamespace(id=task), gate=SimpleNamespace(id=gate))
+        )
+        return run, SimpleNamespace(seconds=seconds)
+
+    members = [
+        member("a", "cheap", 1.0),
+        member("a", "middle", 2.0),
+        member("a", "dear", 6.0),
+        member("a", "slowest", 100.0),
+        member("b", "other", 50.0),
+        member("b", "unknown", None),
+    ]
+    weight = relative_weights(members)
+    assert [weight(m) for m in members] == [0.25, 0.5, 1.5, 4.0, 1.0, 1.0]  # median 4 in "a"
+
+
+def test_the_conformance_report_times_the_gate_s_training(tasks):
+    from suite.gates.conformance import run_conformance
+
+    spec = tasks["transition/anticipation"]
+    gate = get_gate("beta")
+    info = get_family(spec.family).info_for(spec.for_profile("smoke"), gate)
+    report = run_conformance(gate, info, None, 0)
+    assert report.passed and report.seconds is not None and 0 < report.seconds < 10

@@ -21,7 +21,15 @@ REPORT = {
     "epoch_ms": {"affinity": {"forward": 3.14159, "step_loop": float("nan")}},
     "seed_ms": {"beta": {"one_seed": 4.6, "five_stacked": 15.8, "stacked_over_one": 3.4468}},
     "facts_step_ms": {"lerp": 9.0, "lerp-scan": 3.0, "lerp_over_lerp_scan": 3.0},
-    "dask_s": {"gates": ["beta", "ant"], "one_worker": 10.0, "two_workers": 5.5},
+    "dask_s": {
+        "gates": ["beta", "ant"],
+        "one_worker": 10.0,
+        "two_workers": 5.5,
+        "rounds": [
+            {"one_worker": 10.0, "two_workers": 5.5},
+            {"one_worker": 9.5, "two_workers": 5.6},
+        ],
+    },
     "moe_latency_ms": {
         "E=5, k=2": {
             "top-k batched": {"ms": 47.55, "params_active": 66501},
@@ -78,6 +86,7 @@ def test_the_site_shows_the_bench_record(tmp_path):
     assert "seconds 84.2 workers 2" in page
     assert "beta 4.6 15.8 3.45×" in page  # a ratio
     assert "lerp_over_lerp_scan 3.00×" in page and "speed_up 1.82×" in page  # 10 / 5.5
+    assert "rounds 10.0 / 5.5 s; 9.5 / 5.6 s" in page  # each round's pair in one cell
     assert "scan_ms" not in page and "Leaky-integrator" not in page  # not measured: no section
     assert "brand new item" in page and "1.93" in page
     assert 'href="performance.html"' in (out / "index.html").read_text()

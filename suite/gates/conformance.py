@@ -9,6 +9,7 @@ outputs moved and by how much, and how to fix it. A gate ends *ranked* (every ch
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -42,6 +43,7 @@ class ConformanceReport(BaseModel):
     declared_causal: bool
     shape: dict[str, int]
     checks: list[CheckResult]
+    seconds: float | None = None  # 3 training steps on the probe: a rough cost, to plan jobs
 
     @property
     def passed(self) -> bool:
@@ -296,10 +298,16 @@ def _train_briefly(build: Callable[[], Gate], probe: Probe) -> tuple[Gate, Tenso
     return gate, trained.outputs(probe.x).detach()
 
 
-def check_determinism(build: Callable[[], Gate], probe: Probe) -> CheckResult:
-    """Two builds from one seed, trained for three steps, must be bit-identical."""
+def check_determinism(
+    build: Callable[[], Gate], probe: Probe, timing: dict[str, float] | None = None
+) -> CheckResult:
+    """Two builds from one seed, trained for three steps, must be bit-identical. ``timing``
+    gets the second's seconds (the first pays the process's warm-up)."""
     first, out_a = _train_briefly(build, probe)
+    started = time.perf_counter()
     second, out_b = _train_briefly(build, probe)
+    if timing is not None:
+        timing["train"] = time.perf_counter() - started
     state_a, state_b = parameter_state(first), parameter_state(second)
     differing = [k for k in state_a if k not in state_b or not torch.equal(state_a[k], state_b[k])]
     if differing or not torch.equal(out_a, out_b):
@@ -329,11 +337,13 @@ def run_conformance(
     length = max(info.seq_len, MIN_LENGTH)
     shape = {"batch": BATCH, "length": length, "d_model": info.d_model, "n_experts": info.n_experts}
     checks: list[CheckResult] = []
+    timing: dict[str, float] = {}
 
     def report() -> ConformanceReport:
         return ConformanceReport(
-            gate=entry.id, kind=kind.name, declared_causal=entry.causal, shape=shape, checks=checks
-        )
+            gate=entry.id, kind=kind.name, declared_causal=entry.causal, shape=shape, checks=checks,
+            seconds=timing.get("train"),
+        )  # fmt: skip
 
     def build_here() -> Gate:
         with seeded_global_rng(seed):
@@ -384,5 +394,5 @@ def run_conformance(
     attempt("batch_isolation", lambda: check_batch_isolation(probe))
     if entry.causal:
         attempt("streaming", lambda: check_streaming(probe))
-    attempt("determinism", lambda: check_determinism(build, probe))
+    attempt("determinism", lambda: check_determinism(build, probe, timing))
     return report()

@@ -285,7 +285,11 @@ class DaskExecutor:
             self.client = Client(address)
         else:
             self._cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                preload=["suite.runs.warm"],  # imports done as each worker starts
             )
             self.client = Client(self._cluster)
 
@@ -294,7 +298,8 @@ class DaskExecutor:
 
         started: dict[Any, tuple[Job, float]] = {}
         futures = []
-        for job in jobs:
+        queue = list(jobs)
+        for i, job in enumerate(queue):
             fut = self.client.submit(
                 _run_guarded,
                 job.kind,
@@ -302,6 +307,7 @@ class DaskExecutor:
                 None,
                 pure=False,
                 key=f"gatebench-{uuid.uuid4().hex}",
+                priority=len(queue) - i,  # in the plan's order (longest first), as locally
             )
             started[fut.key] = (job, time.monotonic())
             futures.append(fut)

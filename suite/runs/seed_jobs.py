@@ -12,6 +12,7 @@ runs always have one job each, in their own confined processes.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,13 +33,14 @@ def batchable(run: PlannedRun) -> bool:
 
 def estimated_cost(spec: TaskSpec) -> float:
     """A rough size of one run, only to order jobs (longest first): optimiser steps × batch ×
-    sequence length, from whichever of these fields the family's spec has."""
+    sequence length, from whichever of these fields the family's spec has, times the family's
+    ``cost_factor``."""
     train, data = getattr(spec, "train", None), getattr(spec, "data", None)
     steps = getattr(train, "epochs", None) or getattr(train, "steps", None) or 1
     batch = getattr(train, "batch_size", None) or 1
     length = getattr(data, "seq_len", None) or getattr(spec, "seq_len", None) or 1
     tasks = getattr(data, "n_tasks", None) or 1
-    return float(steps * batch * length * tasks)
+    return float(steps * batch * length * tasks) * get_family(spec.family).cost_factor(spec)
 
 
 def estimated_prepare_cost(spec: TaskSpec) -> float:
@@ -70,15 +72,18 @@ def plan_jobs(
     workers: int = 1,
     across: Callable[[list[PlannedRun], list[Member]], Job] | None = None,
     device: str = "cpu",
+    weight: Callable[[Member], float] | None = None,
 ) -> list[Job]:
     """One job per run, or with ``batch`` one per group of runs that can share it: a (task,
     gate) pair's seeds (``together``), or, where the family reads the same data for every gate
     and ``across`` is given, a (task, seed)'s gates (``across``); longest first (so the last
     jobs to start are short ones and workers finish together).
 
-    While there are fewer than two jobs per worker, or splitting the largest group in two lets
-    the workers finish sooner (by the estimated costs), it is split: a small sweep (one gate,
-    five seeds; one task's gates on five seeds) still keeps every worker busy to the end."""
+    Groups are then cut in two while that lets the workers finish sooner by the estimated
+    costs (``balance``), and always while there are fewer than two jobs per worker: a small
+    sweep (one gate, five seeds; one task's gates on five seeds) still keeps every worker busy
+    to the end. A run's estimated cost is its spec's size times ``weight`` (its gate's relative
+    cost, 1 where not given); a job adds its family's ``job_overhead``."""
     singles: list[Member] = []
     groups: dict[tuple[str, str, str], list[Member]] = {}
     for member in runnable:
@@ -91,35 +96,92 @@ def plan_jobs(
             singles.append(member)
             continue
         groups.setdefault(key, []).append(member)
-    chunks = [(key[0], members) for key, members in groups.items()]
+    chunks = [("one", [m]) for m in singles] + [(key[0], m) for key, m in groups.items()]
 
     def cost(members: list[Member]) -> float:
-        return sum(estimated_cost(m[0].pair.spec) for m in members)
+        """Estimated seconds, to within a factor: the runs, and what the job pays once."""
+        spec = members[0][0].pair.spec
+        runs = sum(estimated_cost(m[0].pair.spec) * (weight(m) if weight else 1.0) for m in members)
+        return runs + estimated_cost(spec) * get_family(spec.family).job_overhead
 
-    def finish(parts: list[tuple[str, list[Member]]]) -> float:
-        return makespan([cost(c) for _, c in parts] + [cost([m]) for m in singles], workers)
-
-    while splittable := [chunk for chunk in chunks if len(chunk[1]) > 1]:
-        largest = max(splittable, key=lambda chunk: cost(chunk[1]))
-        kind, members = largest
-        half = (len(members) + 1) // 2
-        split = [c for c in chunks if c is not largest]
-        split += [(kind, members[:half]), (kind, members[half:])]
-        if len(chunks) + len(singles) >= 2 * workers and finish(split) >= finish(chunks):
-            break
-        chunks = split
-    sized: list[tuple[float, Job]] = []
-    for member in singles:
-        sized.append((estimated_cost(member[0].pair.spec), one(member[0], member)))
-    for kind, members in chunks:
+    jobs = []
+    for kind, members in balance(chunks, workers, cost):
         runs = [m[0] for m in members]
         if len(runs) == 1:
-            job = one(runs[0], members[0])
+            jobs.append(one(runs[0], members[0]))
         else:
-            job = (across if kind == "gates" and across is not None else together)(runs, members)
-        sized.append((estimated_cost(runs[0].pair.spec) * len(runs), job))
-    sized.sort(key=lambda item: -item[0])  # stable: equal costs keep the plan's order
-    return [job for _, job in sized]
+            build = across if kind == "gates" and across is not None else together
+            jobs.append(build(runs, members))
+    return jobs
+
+
+Chunk = tuple[str, list[Member]]  # (what its runs share: "seeds", "gates" or "one"), its runs
+TAIL = 4  # balance tries cutting the largest chunk and this many per worker at the queue's end
+
+
+def halves(chunk: Chunk, cost: Callable[[list[Member]], float]) -> list[Chunk]:
+    """The chunk cut in two where the halves' costs are closest (the first half the larger on
+    a tie), its runs kept in order."""
+    kind, members = chunk
+    cut = min(
+        range(len(members) - 1, 0, -1),
+        key=lambda k: abs(cost(members[:k]) - cost(members[k:])),
+    )
+    return [(kind, members[:cut]), (kind, members[cut:])]
+
+
+def balance(
+    chunks: list[Chunk], workers: int, cost: Callable[[list[Member]], float]
+) -> list[Chunk]:
+    """The chunks longest first, cut in two one at a time while that lowers the estimated time
+    the last worker finishes (``makespan``), or while there are fewer than two per worker.
+
+    Workers take the next job as they free up, so the end of the queue decides when the last
+    one finishes: the cuts tried are the largest chunk's and those of the last chunks. A cut
+    costs its family's ``job_overhead`` (a second shared pass, a second process), so groups
+    whose shared work is dear stay whole unless cutting them pays."""
+
+    def ordered(parts: list[Chunk]) -> list[Chunk]:
+        return sorted(parts, key=lambda chunk: -cost(chunk[1]))  # stable: plan order on ties
+
+    def finish(parts: list[Chunk]) -> float:
+        return makespan([cost(c) for _, c in parts], workers)
+
+    queue = ordered(chunks)
+    while True:
+        splittable = [c for c in queue if len(c[1]) > 1]
+        if not splittable:
+            return queue
+        largest = max(splittable, key=lambda chunk: cost(chunk[1]))
+        tried = [largest] + [c for c in splittable[-TAIL * workers :] if c is not largest]
+        now, best = finish(queue), None
+        for chunk in tried:
+            trial = ordered([c for c in queue if c is not chunk] + halves(chunk, cost))
+            if best is None or finish(trial) < best[0]:
+                best = (finish(trial), trial)
+        assert best is not None
+        if len(queue) >= 2 * workers and best[0] >= now * (1 - 1e-9):
+            return queue
+        queue = best[1]
+
+
+def relative_weights(runnable: list[Member]) -> Callable[[Member], float]:
+    """Each run's gate cost relative to the other gates of its task, from how long their
+    conformance checks took (a member's tag is its report); between 1/4 and 4, 1 where
+    unknown. Only the order and the cuts of jobs depend on it, never a number."""
+    seconds: dict[str, dict[str, float]] = {}
+    for run, report in runnable:
+        took = getattr(report, "seconds", None)
+        if took:
+            seconds.setdefault(run.pair.spec.id, {})[run.pair.gate.id] = took
+    middle = {task: statistics.median(by_gate.values()) for task, by_gate in seconds.items()}
+
+    def weight(member: Member) -> float:
+        run = member[0]
+        took = seconds.get(run.pair.spec.id, {}).get(run.pair.gate.id)
+        return min(4.0, max(0.25, took / middle[run.pair.spec.id])) if took else 1.0
+
+    return weight
 
 
 def seed_payload(
@@ -154,8 +216,9 @@ class JobBuilder:
 
     def plan(self, runnable: list[Member], batch: bool, workers: int, device: str) -> list[Job]:
         return plan_jobs(
-            runnable, batch, self.one, self.together, workers, across=self.across, device=device
-        )
+            runnable, batch, self.one, self.together, workers, across=self.across,
+            device=device, weight=relative_weights(runnable),
+        )  # fmt: skip
 
     def one(self, run: PlannedRun, tag: Any) -> Job:
         spec = run.pair.spec

@@ -102,6 +102,10 @@ class TaskFamily(ABC, Generic[SpecT]):
     """Whether the sweep gives a baseline's seeds of a task one job (``run_seeds``; a
     submission's seeds always run one job each): a process's start and warm-up are then paid
     once per pair, and a family that can stacks the seeds into one vectorised pass."""
+    job_overhead: ClassVar[float] = 0.25
+    """What a job of this family pays once however many runs it carries (a process's start and
+    warm-up, loading artefacts, the shared pass over the data), in runs of its task: the
+    planner cuts a group in two only where balancing the workers gains more than that."""
     shares_data_across_gates: ClassVar[bool] = False
     """Whether every gate of a (task, seed) reads the same data (drawn, or read through the same
     frozen base): the sweep may then give a (task, seed)'s trusted gates one job (``run_gates``)
@@ -162,6 +166,11 @@ class TaskFamily(ABC, Generic[SpecT]):
                     raise
                 results.append(exc)
         return results
+
+    def cost_factor(self, spec: SpecT) -> float:
+        """How much dearer one of this spec's training examples is than the spec's sizes say
+        (steps × batch × length): the planner's estimate, only to order and cut jobs."""
+        return 1.0
 
     def groups_gates(self, device: str) -> bool:
         """Whether the sweep gives a (task, seed)'s trusted gates one job on ``device``: where

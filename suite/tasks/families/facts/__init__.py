@@ -26,6 +26,7 @@ class FactsFamily(TaskFamily[FactsSpec]):
     spec_model = FactsSpec
     gate_kind = "updater"
     shares_data_across_gates = True  # every updater of a seed reads the same frozen trunk
+    job_overhead = 1.5  # loading the base, its reading of the data and the modes' episodes
     description = (
         "Facts read once, queried after they left the attention window: can an updater that "
         "writes fast weights into the experts keep them?"

@@ -27,6 +27,11 @@ class LMFamily(TaskFamily[LMSpec]):
         "the next domain's expert at the switch?"
     )
 
+    def cost_factor(self, spec: LMSpec) -> float:
+        """Soft mixing runs every expert on every token; top-k dispatch k of them."""
+        m = spec.model
+        return float(m.n_experts if m.dispatch == "soft" else m.top_k)
+
     def task_info(self, spec: LMSpec) -> TaskInfo:
         return protocol.task_info(spec)
 
