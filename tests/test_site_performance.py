@@ -115,3 +115,10 @@ def test_the_performance_page_in_a_real_browser(browser, tmp_path):  # noqa: F81
     assert page.title() == "Performance · GateBench"
     assert page.locator("section table").count() == len(bench_sections(REPORT))
     assert problems == []
+
+
+def test_a_malformed_dask_item_is_shown_not_a_crash():
+    odd = {"dask_s": {"one_worker": 10.0, "two_workers": "?", "rounds": [{"one_worker": "a"}, 3]}}
+    (section,) = bench_sections(odd)
+    assert section.key == "dask_s" and "speed_up" not in [row[0] for row in section.rows]
+    assert ["rounds", ""] in [row[:2] for row in section.rows]  # nothing readable: an empty cell

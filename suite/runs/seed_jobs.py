@@ -157,8 +157,9 @@ def balance(
         now, best = finish(queue), None
         for chunk in tried:
             trial = ordered([c for c in queue if c is not chunk] + halves(chunk, cost))
-            if best is None or finish(trial) < best[0]:
-                best = (finish(trial), trial)
+            ends = finish(trial)
+            if best is None or ends < best[0]:
+                best = (ends, trial)
         assert best is not None
         if len(queue) >= 2 * workers and best[0] >= now * (1 - 1e-9):
             return queue

@@ -146,6 +146,9 @@ def _table(value: Any) -> tuple[list[str], list[list[str]]]:
     return ["", "value"], [[str(k), cell(v, k)] for k, v in value.items()]
 
 
+WORKERS = ("one_worker", "two_workers")
+
+
 def _rounds(rounds: list[Any]) -> str:
     """'1 worker / 2 workers' seconds of each round of the Dask item."""
     pairs = [
@@ -154,9 +157,6 @@ def _rounds(rounds: list[Any]) -> str:
         if isinstance(r, dict) and all(isinstance(r.get(k), int | float) for k in WORKERS)
     ]
     return "; ".join(pairs)
-
-
-WORKERS = ("one_worker", "two_workers")
 
 
 def bench_sections(report: dict[str, Any]) -> list[Section]:
@@ -181,7 +181,8 @@ def bench_sections(report: dict[str, Any]) -> list[Section]:
             value = {k: v for k, v in value.items() if k != "fixed"}
         elif key == "dask_s" and isinstance(value, dict):
             one, two = value.get("one_worker"), value.get("two_workers")
-            if "speed_up" not in value and isinstance(one, int | float) and two:
+            numbers = isinstance(one, int | float) and isinstance(two, int | float)
+            if "speed_up" not in value and numbers and two:
                 value = {**value, "speed_up": one / two}  # the docstring's item 6 reports it
             if isinstance(value.get("rounds"), list):  # each round's pair, one cell
                 value = {**value, "rounds": _rounds(value["rounds"])}
