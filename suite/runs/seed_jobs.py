@@ -98,11 +98,14 @@ def plan_jobs(
         groups.setdefault(key, []).append(member)
     chunks = [("one", [m]) for m in singles] + [(key[0], m) for key, m in groups.items()]
 
+    size = {id(m): estimated_cost(m[0].pair.spec) for m in runnable}  # once, not per trial
+    each = {id(m): size[id(m)] * (weight(m) if weight else 1.0) for m in runnable}
+
     def cost(members: list[Member]) -> float:
         """Estimated seconds, to within a factor: the runs, and what the job pays once."""
-        spec = members[0][0].pair.spec
-        runs = sum(estimated_cost(m[0].pair.spec) * (weight(m) if weight else 1.0) for m in members)
-        return runs + estimated_cost(spec) * get_family(spec.family).job_overhead
+        first = members[0]
+        overhead = get_family(first[0].pair.spec.family).job_overhead
+        return sum(each[id(m)] for m in members) + size[id(first)] * overhead
 
     jobs = []
     for kind, members in balance(chunks, workers, cost):
