@@ -65,3 +65,33 @@ def test_auto_mode_is_plain_in_ci(monkeypatch):
     progress.line("ok", "a", "", 0.1)
     progress.close()
     assert not progress.live and len(lines) == 1
+
+
+def test_the_remaining_time_follows_planned_work_not_run_counts():
+    """A sweep of one heavy job of 10 runs and 10 light single runs: after the heavy job, a
+    count of runs would say as long again is left; the planned work says a ninth."""
+    now = [100.0]
+    lines: list[str] = []
+    progress = Progress(20, lines.append, live=False, clock=lambda: now[0])  # before the checks
+    now[0] = 110.0
+    progress.expect(100.0)  # the runs start
+    now[0] = 200.0
+    progress.credit(90.0)
+    for seed in range(10):
+        progress.line("ok", f"heavy/seed{seed}", "", 9.0)  # 90 s for 90 of 100 units of work
+    assert {line.split("  eta ")[1] for line in lines} == {"10s"}
+    progress.credit(10.0)
+    progress.line("ok", "light/seed0", "", 1.0)
+    assert lines[-1].endswith("eta 0s")
+
+
+def test_the_live_bar_counts_runs_and_advances_by_work():
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=False, color_system=None)
+    with Progress(3, [].append, live=True, console=console) as progress:
+        progress.expect(10.0)
+        progress.credit(7.5)
+        progress.line("ok", "a/seed0", "", 1.0)
+        progress.line("ok", "a/seed1", "", 1.0)
+        task = progress._bar.tasks[0]
+        assert (task.total, task.completed, task.fields["runs"]) == (10.0, 7.5, "2/3")

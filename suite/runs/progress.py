@@ -3,6 +3,10 @@
 At an interactive terminal a `rich` bar shows counts, elapsed and remaining time and the last
 finished job; in CI logs and pipes, where a redrawn bar turns into noise, each finished job is one
 plain line instead. Failed jobs are always printed as a line of their own, so they are not lost.
+
+The remaining time is measured in work, not runs, where the planner's estimates are given
+(``expect`` and ``credit``): a sweep's runs differ in cost by a factor of a hundred, and a job's
+runs finish together, so a count of runs would first promise an hour for a two-minute sweep.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -48,27 +51,47 @@ class Progress:
         log: Callable[[str], None],
         live: bool | None = None,
         console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.total, self.done, self.log = total, 0, log
-        self.started = time.monotonic()
+        self.total, self.done, self.log, self.clock = total, 0, log, clock
+        self.started = clock()
+        self.work_total = self.work_done = 0.0
         self.live = _interactive() if live is None else live
         self._bar: RichProgress | None = None
         if self.live:
             self._bar = RichProgress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[runs]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=console or Console(stderr=True),
             )
-            self._task = self._bar.add_task("starting", total=total)
+            self._task = self._bar.add_task("starting", total=total, runs=f"0/{total}")
             self._bar.start()
 
+    def expect(self, work: float) -> None:
+        """The planned work of the runs to come, in any unit; the clock restarts here (after
+        the conformance checks), and ``credit`` then counts each finished job's share."""
+        self.started, self.work_total, self.work_done = self.clock(), work, 0.0
+        if self._bar is not None:
+            self._bar.reset(self._task, total=work, completed=0.0, runs=f"{self.done}/{self.total}")
+
+    def credit(self, work: float) -> None:
+        """A job finished: its planned work counts as done (call before its runs' lines)."""
+        self.work_done += work
+        if self._bar is not None:
+            self._bar.update(self._task, advance=work)
+
+    def eta(self) -> float:
+        elapsed = self.clock() - self.started
+        if self.work_total > 0:
+            left = max(0.0, self.work_total - self.work_done)
+            return elapsed / self.work_done * left if self.work_done > 0 else 0.0
+        return elapsed / self.done * (self.total - self.done) if self.done else 0.0
+
     def _plain(self, status: str, label: str, headline: str, wall_s: float) -> str:
-        elapsed = time.monotonic() - self.started
-        left = self.total - self.done
-        eta = elapsed / self.done * left if self.done else 0.0
+        eta = self.eta() if self.done < self.total else 0.0
         width = len(str(self.total))
         return (
             f"[{self.done:>{width}}/{self.total}] {status:<8} {label:<52} {headline:<32} "
@@ -76,7 +99,7 @@ class Progress:
         )
 
     def line(self, status: str, label: str, headline: str, wall_s: float) -> None:
-        """Record one finished job."""
+        """Record one finished run."""
         self.done += 1
         text = self._plain(status, label, headline, wall_s)
         if self._bar is None:
@@ -85,7 +108,9 @@ class Progress:
         if status not in _QUIET:
             self._bar.console.print(Text(text.rstrip(), style="red"))
         description = escape(f"{label}  {headline}".strip())
-        self._bar.update(self._task, advance=1, description=description)
+        counted = 0 if self.work_total > 0 else 1  # runs advance the bar until work is known
+        runs = f"{self.done}/{self.total}"
+        self._bar.update(self._task, advance=counted, description=description, runs=runs)
 
     def close(self) -> None:
         """Stop the live display; safe to call more than once."""

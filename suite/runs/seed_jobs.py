@@ -111,10 +111,12 @@ def plan_jobs(
     for kind, members in balance(chunks, workers, cost):
         runs = [m[0] for m in members]
         if len(runs) == 1:
-            jobs.append(one(runs[0], members[0]))
+            job = one(runs[0], members[0])
         else:
             build = across if kind == "gates" and across is not None else together
-            jobs.append(build(runs, members))
+            job = build(runs, members)
+        job.cost = cost(members)
+        jobs.append(job)
     return jobs
 
 

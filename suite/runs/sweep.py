@@ -344,8 +344,10 @@ class Sweep:
                 continue
             runnable.append((run, report))
         jobs = self._jobs(runnable)
+        progress.expect(sum(job.cost for job in jobs))
 
         def done(result: JobResult) -> None:
+            progress.credit(result.job.cost)
             for run, report, seed_result in per_seed(result):
                 finish(run, report, seed_result)
 

@@ -3,7 +3,7 @@
 Two ways to run the experts (MLP d → ff_mult·d → d, GELU):
 
 * ``soft``: every expert on every token, mixed by the gate's softmax (the paper's model); the
-  experts are one batched einsum;
+  experts are one batched einsum, mixed by ``suite.tasks.mixing.mix_experts``;
 * ``top-k``: each token goes to its k best experts only. Tokens are sorted by expert, padded to the
   largest expert's load and run as one ``torch.bmm`` per layer: no Python loop over experts.
 
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from suite.tasks.families.lm import dsc
+from suite.tasks.mixing import mix_experts
 
 
 class ExpertBank(nn.Module):
@@ -41,7 +42,7 @@ class ExpertBank(nn.Module):
         """Σ_e w_e · expert_e(x) for x (N, D), weights (N, E)."""
         h = F.gelu(torch.einsum("nd,edh->enh", x, self.W1) + self.b1)
         y = torch.einsum("enh,ehd->end", h, self.W2) + self.b2  # (E, N, D)
-        return torch.einsum("end,ne->nd", y, weights)
+        return mix_experts(y.permute(1, 0, 2), weights)
 
     def sparse(self, x: Tensor, chosen: Tensor, weights: Tensor) -> Tensor:
         """Σ over each token's chosen experts of w · expert(x): x (N, D), chosen and weights
