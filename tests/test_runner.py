@@ -179,15 +179,46 @@ def test_an_unwritable_results_folder_is_a_clear_error(sweep, tmp_path):
         sweep([ANT], ["affinity"], results=blocker / "results")
 
 
-def test_a_dask_allocator_setting_is_undone_in_the_job_process(monkeypatch):
+def test_a_job_process_pins_the_allocator_and_drops_dasks_setting(monkeypatch):
     """Dask's nanny leaves MALLOC_TRIM_THRESHOLD_ in the environment; a job's process drops it
-    (so the processes it starts do not inherit it) and resets glibc's thresholds."""
+    (so the processes it starts do not inherit it) and pins glibc's thresholds."""
     from suite.runs import allocator
     from suite.runs.jobs import pin_threads
 
     monkeypatch.setenv(allocator.VARIABLE, "65536")
     pin_threads(1)  # every job's process setup
     assert allocator.VARIABLE not in os.environ
-    monkeypatch.setenv(allocator.VARIABLE, "65536")
-    assert allocator.restore_malloc_defaults() is True  # glibc took the thresholds
-    assert allocator.restore_malloc_defaults() is False  # nothing left to undo
+    assert allocator.pin_malloc_thresholds() is True  # glibc took the thresholds, again
+
+
+FAULTS_BEFORE_AND_AFTER_PINNING = """
+import resource, torch
+from suite.runs.allocator import pin_malloc_thresholds
+
+def faults_over_steps():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        torch.relu(torch.ones(700_000) - 0.5).sum()  # a 2.7 MiB tensor twice per step
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults_over_steps()
+before = faults_over_steps()
+pin_malloc_thresholds()
+faults_over_steps()  # the heap grows once
+print(before, faults_over_steps())
+"""
+
+
+def test_pinned_thresholds_keep_a_training_steps_tensors_off_fresh_pages():
+    """In a process started as a Dask worker starts it, each step's tensors are mapped and
+    faulted in afresh; once the thresholds are pinned they stay on the heap."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS_BEFORE_AND_AFTER_PINNING],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    before, after = map(int, out.stdout.split())
+    assert before > 10_000 and after < 100, (before, after)  # 50 steps × 2 × 680 pages

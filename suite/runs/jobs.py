@@ -26,7 +26,7 @@ from suite.gates.entries import resolve_ref
 from suite.gates.kinds import kinds
 from suite.gates.proxy import GateClient, trainable_count
 from suite.gates.submissions import execute_inspect
-from suite.runs.allocator import restore_malloc_defaults
+from suite.runs.allocator import pin_malloc_thresholds
 from suite.runs.artifacts import load_artifact, to_bytes
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.family import RunContext, TaskFamily, families, get_family
@@ -35,9 +35,10 @@ from suite.tasks.spec import TaskSpec
 
 def pin_threads(n: int = 1) -> None:
     """One BLAS/OpenMP thread per run: parallelism comes from running several runs at once, and
-    a fixed thread count keeps reductions (hence results) bit-identical. Also undoes the
-    allocator setting a Dask worker starts with (``suite.runs.allocator``), which halves speed."""
-    restore_malloc_defaults()
+    a fixed thread count keeps reductions (hence results) bit-identical. Also pins glibc's
+    allocator thresholds (``suite.runs.allocator``): fewer page faults, and none of the allocator
+    setting a Dask worker starts with, which halves speed."""
+    pin_malloc_thresholds()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     torch.set_num_threads(n)
