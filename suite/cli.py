@@ -261,7 +261,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     folders = discover(args.submissions)
     wanted = set(args.gate)
     if wanted:  # only the submissions asked for, by the name in their manifest
-        folders = [f for f in folders if manifest_name(f) in wanted]
+        names = {f: manifest_name(f) for f in folders}
+        # A gate asked for that is found nowhere may be a submission whose manifest does not
+        # load: those folders go on, so that their errors are printed and not just "unknown".
+        missing = wanted - {g.id for g in baselines} - set(names.values())
+        folders = [f for f in folders if names[f] in wanted or (missing and names[f] is None)]
     loaded = load_submissions(folders, tasks, options)
     for error in loaded.errors:
         print(f"gatebench: submission skipped: {error}", file=sys.stderr)

@@ -97,6 +97,28 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+def test_a_gate_asked_for_by_name_reports_its_broken_manifest(tmp_path):
+    """``--gate NAME`` picks submissions by the name in their manifest; where the manifest does
+    not load, the user learns why, not only that NAME is unknown."""
+    folder = tmp_path / "subs" / "mygate"
+    folder.mkdir(parents=True)
+    (folder / "submission.yaml").write_text("name: mygate\nkind: router\nentry: gate:MyGate\n")
+    (folder / "gate.py").write_text("")
+    proc = gatebench(
+        "run", "--task", "transition/anticipation", "--profile", "smoke", "--gate", "mygate",
+        "--submissions", str(tmp_path / "subs"), "--results", str(tmp_path / "r"), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{folder / 'submission.yaml'}: field 'entry_point': required field" in proc.stderr
+    assert "field 'entry': unknown field" in proc.stderr
+    assert "Unknown gate 'mygate'" in proc.stderr
+    quiet = gatebench(
+        "run", "--task", "transition/anticipation", "--profile", "smoke", "--gate", "affinity",
+        "--seeds", "1", "--submissions", str(tmp_path / "subs"), "--results", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert "mygate" not in quiet.stderr  # not asked for: not loaded
+
+
 def test_report_without_results_says_what_to_do(tmp_path):
     proc = gatebench("report", "--results", str(tmp_path / "none"))
     assert "No results yet" in proc.stdout
