@@ -13,6 +13,7 @@ from suite.results.stats import (
     interaction,
     iqm,
     paired_delta,
+    paired_ratio,
     shared_ranks,
     stratified_bootstrap_iqm,
     summarize,
@@ -214,3 +215,13 @@ def test_stratified_bootstrap_resamples_within_groups():
     )
     with pytest.raises(ValueError):
         stratified_bootstrap_iqm([[], []], seed=0)
+
+
+def test_a_ratio_whose_resampled_denominator_can_be_zero_has_no_interval_and_no_warning():
+    """Two seeds, one with a zero denominator: a quarter of the resamples divide by zero. The
+    interval is undefined and reported as none, without SciPy's warning reaching the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ratio = paired_ratio({0: 0.0, 1: 0.0172}, {0: 0.0, 1: 0.0016})
+    assert ratio is not None and ratio.value == pytest.approx(0.0172 / 0.0016)
+    assert (ratio.low, ratio.high, ratio.n) == (None, None, 2)

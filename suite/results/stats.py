@@ -9,6 +9,7 @@ reproducible run to run.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,16 +134,20 @@ def paired_ratio(
         bottom = b.mean(axis=axis)
         return a.mean(axis=axis) / np.where(np.abs(bottom) < 1e-12, np.nan, bottom)
 
-    res = stats.bootstrap(
-        (num, den),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        confidence_level=LEVEL,
-        method="percentile",
-        rng=np.random.default_rng(derive_seed("ratio", label, len(common))),
-    )
+    with warnings.catch_warnings():
+        # resamples whose denominator is 0 give NaN, and SciPy warns (naming BCa even for the
+        # percentile method); a non-finite interval is reported as none just below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap(
+            (num, den),
+            statistic,
+            paired=True,
+            vectorized=True,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            confidence_level=LEVEL,
+            method="percentile",
+            rng=np.random.default_rng(derive_seed("ratio", label, len(common))),
+        )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (math.isfinite(low) and math.isfinite(high)):
         return Ratio(value, None, None, len(common))
