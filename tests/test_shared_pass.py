@@ -270,3 +270,29 @@ def test_the_conformance_report_times_the_gate_s_training(tasks):
     info = get_family(spec.family).info_for(spec.for_profile("smoke"), gate)
     report = run_conformance(gate, info, None, 0)
     assert report.passed and report.seconds is not None and 0 < report.seconds < 10
+
+
+def test_estimated_costs_are_milliseconds_comparable_across_families(tasks):
+    """The planner's estimates share one unit, so jobs of different families are ordered (and
+    the remaining time told) by what they cost: a step of the facts family (the frozen base and
+    an updater) is dearer than one of a transition router; the lm family's grows with the
+    experts a token runs; a longer sequence costs more."""
+    from suite.runs.seed_jobs import estimated_cost
+
+    spec = {name: t.for_profile("default") for name, t in tasks.items()}
+    per_step = {
+        name: estimated_cost(spec[name]) / spec[name].train.epochs
+        for name in ("transition/anticipation", "transition/precision-static")
+    }
+    facts_step = (
+        estimated_cost(spec["facts/sliding-window"]) / spec["facts/sliding-window"].train.steps
+    )
+    assert facts_step > 2 * max(per_step.values())
+    assert estimated_cost(spec["facts/templated"]) > estimated_cost(spec["facts/sliding-window"])
+    lm = spec["lm/char-switch"]
+    wider = lm.model_copy(update={"model": lm.model.model_copy(update={"n_experts": 4})})
+    assert estimated_cost(wider) == pytest.approx(2 * estimated_cost(lm))
+    sparse = wider.model_copy(
+        update={"model": wider.model.model_copy(update={"dispatch": "top-k", "top_k": 1})}
+    )
+    assert estimated_cost(sparse) == pytest.approx(estimated_cost(lm) / 2)

@@ -32,15 +32,16 @@ def batchable(run: PlannedRun) -> bool:
 
 
 def estimated_cost(spec: TaskSpec) -> float:
-    """A rough size of one run, only to order jobs (longest first): optimiser steps × batch ×
-    sequence length, from whichever of these fields the family's spec has, times the family's
-    ``cost_factor``."""
+    """Estimated milliseconds of one run on one core, only to order and cut jobs (longest
+    first) and to tell the remaining time: optimiser steps (per task of a sequence) times the
+    family's ``step_cost`` for the batch × sequence length, from whichever of these fields the
+    family's spec has."""
     train, data = getattr(spec, "train", None), getattr(spec, "data", None)
     steps = getattr(train, "epochs", None) or getattr(train, "steps", None) or 1
     batch = getattr(train, "batch_size", None) or 1
     length = getattr(data, "seq_len", None) or getattr(spec, "seq_len", None) or 1
     tasks = getattr(data, "n_tasks", None) or 1
-    return float(steps * batch * length * tasks) * get_family(spec.family).cost_factor(spec)
+    return float(steps * tasks) * get_family(spec.family).step_cost(spec, batch * length)
 
 
 def estimated_prepare_cost(spec: TaskSpec) -> float:

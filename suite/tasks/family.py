@@ -88,6 +88,8 @@ def only_result(results: list[RunOutput | BaseException]) -> RunOutput:
 
 
 SpecT = TypeVar("SpecT", bound=TaskSpec)
+STEP_MS = 1.8  # the default step cost: fixed milliseconds per optimiser step ...
+TOKEN_MS = 2.5e-4  # ... and per token (``TaskFamily.step_cost``)
 
 
 class TaskFamily(ABC, Generic[SpecT]):
@@ -167,10 +169,13 @@ class TaskFamily(ABC, Generic[SpecT]):
                 results.append(exc)
         return results
 
-    def cost_factor(self, spec: SpecT) -> float:
-        """How much dearer one of this spec's training examples is than the spec's sizes say
-        (steps × batch × length): the planner's estimate, only to order and cut jobs."""
-        return 1.0
+    def step_cost(self, spec: SpecT, tokens: int) -> float:
+        """Estimated milliseconds of one optimiser step of one run on one CPU core, ``tokens``
+        (batch × sequence length) per step: the planner's estimate, only to order and cut jobs
+        and to tell the remaining time, never a number of a run. The default was fitted on the
+        transition and continual families' default runs (2 cores): a fixed cost per step (the
+        launches of small kernels, the optimiser) and a small one per token; ±40%."""
+        return STEP_MS + TOKEN_MS * tokens
 
     def groups_gates(self, device: str) -> bool:
         """Whether the sweep gives a (task, seed)'s trusted gates one job on ``device``: where
