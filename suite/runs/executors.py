@@ -41,7 +41,7 @@ class Job:
     memory_mb: int | None
     label: str
     tag: Any = None  # the caller's object, handed back with the result
-    cost: float = 1.0  # the planner's estimate, relative to the sweep's other jobs (progress)
+    cost: float = 1.0  # the planner's estimate (ms of one core), for the remaining time
 
 
 @dataclass
