@@ -67,7 +67,7 @@ def test_mixing_matches_einsum_where_mkl_sums_the_experts():
 
 
 def test_mixing_leading_axes_and_weights_only_gradients():
-    """Any leading axes (the facts base's (B, T, E, D)); no gradient asked for the outputs."""
+    """Any leading axes ((B, T, E, D) here); no gradient asked for the outputs."""
     y = torch.randn(3, 7, 4, 8)
     w = F.softmax(torch.randn(3, 7, 4), -1).requires_grad_()
     out = mix_experts(y, w)

@@ -83,8 +83,8 @@ def plan_jobs(
     Groups are then cut in two while that lets the workers finish sooner by the estimated
     costs (``balance``), and always while there are fewer than two jobs per worker: a small
     sweep (one gate, five seeds; one task's gates on five seeds) still keeps every worker busy
-    to the end. A run's estimated cost is its spec's size times ``weight`` (its gate's relative
-    cost, 1 where not given); a job adds its family's ``job_overhead``."""
+    to the end. A run's cost is ``estimated_cost`` (milliseconds) times ``weight`` (its gate's
+    relative cost, 1 where not given); a job adds its family's ``job_overhead``."""
     singles: list[Member] = []
     groups: dict[tuple[str, str, str], list[Member]] = {}
     for member in runnable:
@@ -103,7 +103,7 @@ def plan_jobs(
     each = {id(m): size[id(m)] * (weight(m) if weight else 1.0) for m in runnable}
 
     def cost(members: list[Member]) -> float:
-        """Estimated seconds, to within a factor: the runs, and what the job pays once."""
+        """Estimated milliseconds, to within a factor: the runs, and what the job pays once."""
         first = members[0]
         overhead = get_family(first[0].pair.spec.family).job_overhead
         return sum(each[id(m)] for m in members) + size[id(first)] * overhead

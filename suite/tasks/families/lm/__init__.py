@@ -32,8 +32,7 @@ class LMFamily(TaskFamily[LMSpec]):
         and one that grows with tokens × d_model² (fitted on 2 cores: 3.1 ms an expert at the
         default's d 16 and 2048 tokens, about 100 ms at Table 6's d 64 and 16,128)."""
         m = spec.model
-        experts = m.n_experts if m.dispatch == "soft" else m.top_k
-        return experts * (2.3 + 1.5e-6 * tokens * m.d_model**2)
+        return m.active_experts * (2.3 + 1.5e-6 * tokens * m.d_model**2)
 
     def task_info(self, spec: LMSpec) -> TaskInfo:
         return protocol.task_info(spec)
