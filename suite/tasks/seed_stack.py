@@ -34,7 +34,7 @@ from suite.contract import Feedback, GateOutput, Side, deliver_feedback
 from suite.gates.audit import AuditedGate
 from suite.gates.kinds import check_forward, kinds, takes_side
 from suite.tasks.family import NonFiniteError
-from suite.tasks.training import make_optimizer
+from suite.tasks.training import adam, make_optimizer
 
 TRIAL_TOLERANCE = 1e-4  # relative: the vmapped trial call against each gate's own forward
 VECTORISE_ON_CPU = False
@@ -226,7 +226,7 @@ class VmapStack(GateStack):
     def optimizer(self, lr: float, extra: list[Tensor] = ()) -> Any:
         params = [p for p in self.params.values() if p.requires_grad]
         params += [p for p in extra if p.requires_grad]
-        return torch.optim.Adam(params, lr=lr) if params else None
+        return adam(params, lr) if params else None
 
     def observe(self, feedback: list[Feedback]) -> None:
         super().observe(feedback)

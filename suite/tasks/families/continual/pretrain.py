@@ -15,6 +15,7 @@ from suite.seeding import RunSeeds, derive_seed, seeded_global_rng
 from suite.tasks.families.continual.data import TaskSequence, draw_sequence
 from suite.tasks.families.continual.model import FrozenBase
 from suite.tasks.families.continual.spec import ContinualSpec
+from suite.tasks.training import adam
 
 ACCURACY_KEY = "pretrain_accuracy"
 
@@ -31,7 +32,7 @@ def pretrain(spec: ContinualSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
     p = spec.pretrain
     with seeded_global_rng(seeds.derive("base-init")):
         base = build_base(spec, sequence)
-    opt = torch.optim.Adam(base.parameters(), lr=p.lr)
+    opt = adam(base.parameters(), p.lr)
     data_seed = seeds.derive("base-data")
     recent = []
     for step in range(p.steps):
