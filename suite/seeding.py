@@ -48,6 +48,7 @@ class RunSeeds:
     """
 
     def __init__(self, master_seed: int, task_id: str, seed_index: int, salt: str = "") -> None:
+        self.seed_index = seed_index
         parts: tuple[str | int, ...] = (master_seed, task_id, seed_index)
         self.base = derive_seed(*parts, "salt", salt) if salt else derive_seed(*parts)
         self.data = derive_seed(self.base, "data")

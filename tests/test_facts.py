@@ -23,7 +23,7 @@ from suite.tasks.families.facts.data import (
     scored_labels,
     scored_positions,
 )
-from suite.tasks.families.facts.pretrain import answer_accuracy, vocab_of
+from suite.tasks.families.facts.pretrain import answer_accuracy, vocab_of, warmup_share
 from suite.tasks.family import RunContext, get_family
 from suite.website.site import render_site
 
@@ -145,6 +145,16 @@ def smoke(tasks):
 def prepared(smoke):
     seeds = RunSeeds(smoke.master_seed, smoke.id, 0)
     return seeds, get_family("facts").prepare(smoke, seeds)
+
+
+@pytest.mark.parametrize("steps", [1, 19, 20, 21])
+def test_the_base_pretrains_at_any_step_count(smoke, steps):
+    """Torch's one-cycle schedule divides by zero at exactly one warm-up step (20 steps at a
+    5% share): a spec with 20 pre-training steps still builds its base."""
+    spec = smoke.model_copy(update={"pretrain": smoke.pretrain.model_copy(update={"steps": steps})})
+    state = get_family("facts").prepare(spec, RunSeeds(spec.master_seed, spec.id, 0))
+    assert state and all(torch.isfinite(v).all() for v in state.values())
+    assert warmup_share(600) == 0.05 and warmup_share(20) == 0.1  # the specs' bases unchanged
 
 
 def test_multi_query_episodes_hold_mqar_invariants(tasks):

@@ -115,6 +115,25 @@ def test_a_second_sweep_reuses_the_artifact_and_the_runs(swept):
     assert not any("Preparing" in line for line in logs)
 
 
+def test_an_artifact_that_cannot_be_built_fails_only_its_runs(toy, spec_file, tmp_path):
+    """One seed's artefact raising leaves a failed record per gate for that seed, with the
+    reason; the task's other seeds and the other tasks run."""
+    spec = load_task_file(spec_file, spec_file.parent.parent)
+    broken_path = spec_file.parent / "broken.yaml"
+    data = {**SPEC["data"], "broken_seed": 1}
+    broken_path.write_text(yaml.safe_dump({**SPEC, "id": "toy/broken", "data": data}))
+    broken = load_task_file(broken_path, spec_file.parent.parent)
+    broken_path.unlink()
+    logs: list[str] = []
+    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=2)
+    summary = Sweep(options, log=logs.append).run([spec, broken], [get_gate("toy-last")])
+    assert (summary.ok, summary.failed) == (3, 1), summary.failures
+    assert any("FAILED to prepare toy/broken seed 1: ZeroDivisionError" in line for line in logs)
+    (failed,) = [r for r in iter_records(tmp_path) if r.status == "failed"]
+    assert (failed.task.id, failed.seed_index) == ("toy/broken", 1)
+    assert "preparing the task's artefact for this seed failed: ZeroDivisionError" in failed.reason
+
+
 def test_the_toy_arrays_aggregate_element_wise(swept):
     _, _, _, records = swept
     result = aggregate(records).tasks[0]

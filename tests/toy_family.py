@@ -96,6 +96,7 @@ class RunningMean(ScorerGate):
 class ToyData(StrictModel):
     length: int = Field(ge=2)
     width: int = Field(ge=1)
+    broken_seed: int | None = None  # a seed whose artefact cannot be built (a test of failure)
 
 
 class ToyTrain(StrictModel):
@@ -146,6 +147,8 @@ class ToyFamily(TaskFamily[ToySpec]):
         )
 
     def prepare(self, spec: ToySpec, seeds: RunSeeds) -> dict[str, Tensor]:
+        if seeds.seed_index == spec.data.broken_seed:
+            raise ZeroDivisionError("float division by zero")
         g = generator(seeds.derive("prepare"))
         return {"projection": torch.randn(spec.data.width, generator=g)}
 

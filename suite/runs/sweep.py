@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.errors import RunError
 from suite.gates.audit import AuditViolation
 from suite.gates.conformance import CheckResult, ConformanceReport
 from suite.gates.entries import GateLike, all_gates
@@ -69,6 +68,8 @@ class Sweep:
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.live = live if log is None else False  # a caller's log gets plain lines
         self.env = environment(options.device, options.command)
+        # (task id, seed index) -> why its artefact could not be prepared: those runs fail alone
+        self.unprepared: dict[tuple[str, int], str] = {}
         # The seed of the audited calls: drawn fresh by this process for every sweep, never seen
         # by gate code before its runs, and published in each record afterwards.
         self.audit_seed = (
@@ -162,7 +163,9 @@ class Sweep:
         self, tasks: list[TaskSpec], executor_for: Callable[[], Executor]
     ) -> dict[tuple[str, int], str]:
         """Build every missing artefact of the families that prepare one (trusted jobs; this
-        process writes them); returns (task id, seed index) -> content hash."""
+        process writes them); returns (task id, seed index) -> content hash. One that cannot be
+        built is logged and kept in ``unprepared``: its runs become failed records, the others
+        go on."""
         hashes: dict[tuple[str, int], str] = {}
         jobs: list[tuple[float, Job]] = []
         for base in tasks:
@@ -184,20 +187,18 @@ class Sweep:
             return hashes
         jobs.sort(key=lambda sized: -sized[0])  # the longest first: workers finish together
         self.log(f"Preparing {len(jobs)} artefacts (once per task and seed) ...")
-        failures = []
 
         def done(result: JobResult) -> None:
             slot: artifacts.ArtifactSlot = result.job.tag
+            where = f"{slot.task_id} seed {slot.seed_index}"
             if result.ok and result.value is not None:
                 hashes[(slot.task_id, slot.seed_index)] = slot.write(result.value["blob"])
-                where = f"{slot.task_id} seed {slot.seed_index}"
                 self.log(f"  prepared {where} in {result.wall_s:.1f}s")
             else:
-                failures.append(f"{result.job.label}: {result.reason}")
+                self.unprepared[(slot.task_id, slot.seed_index)] = result.reason or "unknown error"
+                self.log(f"  FAILED to prepare {where}: {result.reason} (its runs will fail)")
 
         executor_for().run([job for _, job in jobs], done)
-        if failures:
-            raise RunError("Preparing artefacts failed: " + "; ".join(failures))
         return hashes
 
     def conformance(
@@ -320,7 +321,24 @@ class Sweep:
         builder = JobBuilder(self._payload, self._slot, self._time_limit, self._memory)
         return builder.plan(runnable, batch, max(1, self.options.workers), self.options.device)
 
+    def _fail_unprepared(self, todo: list[PlannedRun], summary: SweepSummary) -> list[PlannedRun]:
+        """Failed records for the runs whose artefact could not be built; the rest to run."""
+        rest = []
+        for run in todo:
+            reason = self.unprepared.get((run.pair.spec.id, run.seed_index))
+            if reason is None:
+                rest.append(run)
+                continue
+            reason = f"preparing the task's artefact for this seed failed: {reason}"
+            write_record(run.path, self._record(run, "failed", reason=reason, audited=False))
+            summary.failed += 1
+            summary.failures.append(f"{run.label}: {reason}")
+        if len(rest) < len(todo):
+            self.log(f"  {len(todo) - len(rest)} runs failed: their artefact could not be built")
+        return rest
+
     def _sweep(self, todo: list[PlannedRun], executor: Executor, summary: SweepSummary) -> None:
+        todo = self._fail_unprepared(todo, summary)
         pairs = list({(r.pair.spec.id, r.pair.gate.id): r.pair for r in todo}.values())
         reports = self.conformance(pairs, executor)
         progress = Progress(len(todo), self.log, live=self.live)

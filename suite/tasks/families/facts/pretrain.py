@@ -24,6 +24,13 @@ from suite.tasks.families.facts.templates import layout_of, vocab_of
 from suite.tasks.families.facts.vocab import Vocab
 
 ACCURACY_KEY = "pretrain_accuracy"  # a tensor beside the weights in the artefact
+WARMUP_SHARE = 0.05  # of the one-cycle schedule's steps
+
+
+def warmup_share(steps: int) -> float:
+    """The one-cycle warm-up's share of ``steps``. Torch's schedule divides by
+    ``share × steps − 1``, so at exactly one warm-up step (20 steps) it warms up for two."""
+    return WARMUP_SHARE if WARMUP_SHARE * steps != 1 else 2 / steps
 
 
 def build_base(spec: FactsSpec) -> BaseModel:
@@ -56,7 +63,7 @@ def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
         base.parameters(), lr=p.lr, betas=(0.9, 0.98), weight_decay=0.0, foreach=True
     )  # foreach: the same numbers as the single-tensor step, less Python (training.adam)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.05
+        opt, max_lr=p.lr, total_steps=p.steps, pct_start=warmup_share(p.steps)
     )
     data_seed = seeds.derive("base-data")
     gaps = torch.randint(0, p.max_gap + 1, (p.steps,), generator=generator(data_seed))
