@@ -225,3 +225,13 @@ def test_a_ratio_whose_resampled_denominator_can_be_zero_has_no_interval_and_no_
         ratio = paired_ratio({0: 0.0, 1: 0.0172}, {0: 0.0, 1: 0.0016})
     assert ratio is not None and ratio.value == pytest.approx(0.0172 / 0.0016)
     assert (ratio.low, ratio.high, ratio.n) == (None, None, 2)
+
+
+def test_report_numbers_stay_readable_at_any_size():
+    from suite.results.report import fmt
+
+    assert (fmt(0.74812), fmt(765.4), fmt(2302585093006.0), fmt(None)) == (
+        "0.748", "765", "2.3e+12", "—",
+    )  # fmt: skip
+    assert (fmt(0.4531, signed=True), fmt(-729.0, signed=True)) == ("+0.453", "-729.000")
+    assert fmt(2.3e12, signed=True) == "+2.3e+12"

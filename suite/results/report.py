@@ -8,18 +8,23 @@ from suite.results.aggregate import Aggregate, Cell, TaskResult
 from suite.results.stats import Ratio, Summary
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    """Three decimals; whole numbers from 100; three significant digits from a million (a
+    K(99%) of a gate that never weights the right expert runs to 1e12)."""
     if value is None:
         return "—"
-    if abs(value) >= 100:
+    sign = "+" if signed else ""
+    if abs(value) >= 1e6:
+        return f"{value:{sign}.3g}"
+    if abs(value) >= 100 and not signed:
         return f"{value:.0f}"
-    return f"{value:.{digits}f}"
+    return f"{value:{sign}.{digits}f}"
 
 
 def fmt_ci(s: Summary | None, signed: bool = False) -> str:
     if s is None:
         return "—"
-    mean = f"{s.mean:+.3f}" if signed else fmt(s.mean)
+    mean = fmt(s.mean, signed=signed)
     if s.ci_low is None or s.ci_high is None:
         return f"{mean} (n={s.n})"
     return f"{mean} [{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
