@@ -3,6 +3,8 @@ harness does not control, and manifests that point outside their folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -97,3 +99,75 @@ class Gate(RouterGate):
     def forward(self, x, state=None):
         return GateOutput(self.W(x))
 """
+
+
+SALT_SPY = """
+import re
+from pathlib import Path
+
+from torch import nn
+from suite.contract import GateOutput, RouterGate
+
+
+def spied_salt():
+    \"\"\"Look for a salt in every process's command line, and read a salt file named there.\"\"\"
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode().split("\\0")
+        except OSError:
+            continue
+        for flag, value in zip(args, args[1:]):
+            if flag == "--salt" and re.fullmatch("[0-9a-f]{8,64}", value):
+                return value
+            if flag == "--salt-file":
+                try:
+                    return Path(value).read_text().strip()
+                except OSError:
+                    pass
+    return None
+
+
+class Gate(RouterGate):
+    def __init__(self, info):
+        super().__init__(info)
+        found = spied_salt()
+        if found:
+            raise RuntimeError(f"spied the salt {found}")
+        self.W = nn.Linear(info.d_model, info.n_experts)
+
+    def forward(self, x, state=None):
+        return GateOutput(self.W(x))
+"""
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+def test_a_salt_file_stays_secret_where_a_salt_on_the_command_line_does_not(tmp_path):
+    """Every process can read every command line (/proc/PID/cmdline): a gate finds a salt given
+    with --salt there. Given with --salt-file (as --salt new saves it) the gate finds the path
+    but cannot read the file, and runs on data it cannot regenerate."""
+    from suite.runs.records import iter_records
+
+    folder = tmp_path / "subs" / "spy"
+    folder.mkdir(parents=True)
+    (folder / "gate.py").write_text(SALT_SPY)
+    (folder / "submission.yaml").write_text(
+        "name: spy\nauthors: [Eve]\ndescription: reads command lines\nentry_point: gate:Gate\n"
+        "families: [transition]\n"
+    )
+    salt_file = tmp_path / "secret" / "salt"
+    salt_file.parent.mkdir()
+    salt_file.write_text("5a175a17\n")
+    common = ["run", "--task", ANT, "--gate", "spy", "--profile", "smoke", "--seeds", "1"]
+    common += ["--workers", "1", "--submissions", str(tmp_path / "subs"), "--quiet"]
+    for how, salt in (("--salt", "5a175a17"), ("--salt-file", str(salt_file))):
+        results = tmp_path / how.strip("-")
+        subprocess.run(
+            [sys.executable, "-m", "suite.cli", *common, "--results", str(results), how, salt],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        (record,) = list(iter_records(results))
+        assert record.provenance.salt == "5a175a17"
+        if how == "--salt":
+            assert record.status == "rejected" and "spied the salt 5a175a17" in record.reason
+        else:
+            assert record.status == "ok", record.reason

@@ -42,12 +42,31 @@ def test_a_salted_sweep_is_paired_published_and_kept_apart(sweep, tmp_path):
     }
 
 
-def test_salt_arguments():
+def test_salt_arguments(tmp_path, capsys):
     assert _salt("public") == ""
     assert _salt("00ff00ff") == "00ff00ff"
+    assert "can be read by every process" in capsys.readouterr().err
     assert len(_salt("new")) == 32
     with pytest.raises(GateBenchError, match="is not a salt"):
         _salt("../etc")
+
+
+def test_a_new_salt_is_saved_in_the_results_and_read_back_from_the_file(tmp_path):
+    results = tmp_path / "results"
+    salt = _salt("new", results=results)
+    path = results / "salt"
+    assert path.read_text().strip() == salt and path.stat().st_mode & 0o077 == 0
+    assert _salt("public", path) == salt
+    with pytest.raises(GateBenchError, match=r"holds the salt of an earlier --salt new"):
+        _salt("new", results=results)  # never overwritten: it keys a leaderboard's records
+    with pytest.raises(GateBenchError, match="not both"):
+        _salt("new", path)
+    bad = tmp_path / "bad"
+    bad.write_text("not hex\n")
+    with pytest.raises(GateBenchError, match=r"bad: not a salt"):
+        _salt("public", bad)
+    with pytest.raises(GateBenchError, match=r"--salt-file .*missing: cannot read it"):
+        _salt("public", tmp_path / "missing")
 
 
 def test_a_gate_that_regenerates_the_public_stream_is_defeated_by_a_salt(sweep, tmp_path):
