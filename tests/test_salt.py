@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from suite.cli import _salt
 from suite.errors import GateBenchError
 from suite.results.aggregate import aggregate
+from suite.runs.salt import resolve_salt as _salt
 from suite.seeding import RunSeeds
 
 ANT = "transition/anticipation"

@@ -54,6 +54,9 @@ class ArtifactSlot:
     path: Path  # the tensors
     sidecar: Path  # their content hash and recipe
 
+    def __str__(self) -> str:
+        return f"{self.task_id} seed {self.seed_index}"
+
     def content_hash(self) -> str | None:
         """The recorded content hash, or None when the artefact is missing or incomplete."""
         if not (self.path.is_file() and self.sidecar.is_file()):

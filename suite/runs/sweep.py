@@ -56,6 +56,10 @@ class SweepSummary:
     wall_s: float = 0.0
     failures: list[str] = field(default_factory=list)
 
+    def fail(self, label: str, reason: str | None) -> None:
+        self.failed += 1
+        self.failures.append(f"{label}: {reason}")
+
 
 class Sweep:
     def __init__(
@@ -68,15 +72,12 @@ class Sweep:
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.live = live if log is None else False  # a caller's log gets plain lines
         self.env = environment(options.device, options.command)
-        # (task id, seed index) -> why its artefact could not be prepared: those runs fail alone
-        self.unprepared: dict[tuple[str, int], str] = {}
+        self.unprepared: dict[tuple[str, int], str] = {}  # (task, seed) -> why its artefact failed
         # The seed of the audited calls: drawn fresh by this process for every sweep, never seen
         # by gate code before its runs, and published in each record afterwards.
-        self.audit_seed = (
-            options.audit_seed
-            if options.audit_seed is not None
-            else int.from_bytes(os.urandom(8), "big") >> 1
-        )
+        self.audit_seed = options.audit_seed
+        if self.audit_seed is None:
+            self.audit_seed = int.from_bytes(os.urandom(8), "big") >> 1
 
     # -- records ------------------------------------------------------------------------------
 
@@ -164,8 +165,7 @@ class Sweep:
     ) -> dict[tuple[str, int], str]:
         """Build every missing artefact of the families that prepare one (trusted jobs; this
         process writes them); returns (task id, seed index) -> content hash. One that cannot be
-        built is logged and kept in ``unprepared``: its runs become failed records, the others
-        go on."""
+        built is kept in ``unprepared``: its runs fail, the others go on."""
         hashes: dict[tuple[str, int], str] = {}
         jobs: list[tuple[float, Job]] = []
         for base in tasks:
@@ -179,9 +179,8 @@ class Sweep:
                     hashes[(spec.id, seed_index)] = found
                     continue
                 payload = {**job_spec(spec), "seed_index": seed_index, "salt": self.options.salt}
-                label = f"prepare {spec.id} seed {seed_index}"
                 limit, memory = self._time_limit(spec), self._memory(spec)
-                job = Job("prepare", payload, limit, memory, label, tag=slot)
+                job = Job("prepare", payload, limit, memory, f"prepare {slot}", tag=slot)
                 jobs.append((estimated_prepare_cost(spec), job))
         if not jobs:
             return hashes
@@ -190,13 +189,12 @@ class Sweep:
 
         def done(result: JobResult) -> None:
             slot: artifacts.ArtifactSlot = result.job.tag
-            where = f"{slot.task_id} seed {slot.seed_index}"
             if result.ok and result.value is not None:
                 hashes[(slot.task_id, slot.seed_index)] = slot.write(result.value["blob"])
-                self.log(f"  prepared {where} in {result.wall_s:.1f}s")
+                self.log(f"  prepared {slot} in {result.wall_s:.1f}s")
             else:
                 self.unprepared[(slot.task_id, slot.seed_index)] = result.reason or "unknown error"
-                self.log(f"  FAILED to prepare {where}: {result.reason} (its runs will fail)")
+                self.log(f"  FAILED to prepare {slot}: {result.reason} (its runs will fail)")
 
         executor_for().run([job for _, job in jobs], done)
         return hashes
@@ -325,14 +323,13 @@ class Sweep:
         """Failed records for the runs whose artefact could not be built; the rest to run."""
         rest = []
         for run in todo:
-            reason = self.unprepared.get((run.pair.spec.id, run.seed_index))
-            if reason is None:
+            why = self.unprepared.get((run.pair.spec.id, run.seed_index))
+            if why is None:
                 rest.append(run)
                 continue
-            reason = f"preparing the task's artefact for this seed failed: {reason}"
+            reason = f"preparing the task's artefact for this seed failed: {why}"
             write_record(run.path, self._record(run, "failed", reason=reason, audited=False))
-            summary.failed += 1
-            summary.failures.append(f"{run.label}: {reason}")
+            summary.fail(run.label, reason)
         if len(rest) < len(todo):
             self.log(f"  {len(todo) - len(rest)} runs failed: their artefact could not be built")
         return rest
@@ -394,8 +391,7 @@ class Sweep:
                 if rejected:
                     summary.rejected += 1
                 else:
-                    summary.failed += 1
-                    summary.failures.append(f"{run.label}: {result.reason}")
+                    summary.fail(run.label, result.reason)
                 status = "rejected" if rejected else "FAILED"
             write_record(run.path, record)
             progress.line(status, run.label, headline, result.wall_s)
