@@ -171,3 +171,40 @@ def test_a_salt_file_stays_secret_where_a_salt_on_the_command_line_does_not(tmp_
             assert record.status == "rejected" and "spied the salt 5a175a17" in record.reason
         else:
             assert record.status == "ok", record.reason
+
+
+@pytest.mark.parametrize(
+    ("gate_id", "says"),
+    [
+        ("test-grows-parameters", "parameters, 68 when it was built"),
+        ("test-hidden-trainable", "not one of its parameters"),
+    ],
+)
+def test_what_a_gate_trains_cannot_escape_its_parameter_budget(sweep, gate_id, says):
+    """Parameters created after the budget check (on the first real batch) or tensors that take
+    gradients without being parameters are found in the gate's process and the run rejected;
+    the honest twin of the same size is ranked."""
+    _, records = sweep([ANT], ["test-honest-linear", gate_id], seeds=1)
+    by_gate = {r.gate.id: r for r in records}
+    assert by_gate["test-honest-linear"].ok
+    assert by_gate[gate_id].status == "rejected" and says in by_gate[gate_id].reason
+
+
+def test_only_gatebench_ceilings_are_told_the_generator():
+    """A baseline ceiling gets the generator's settings also in a process of its own
+    (--isolate-baselines); a submission never, whatever its payload claims."""
+    from suite.runs.jobs import _info
+    from suite.tasks.family import get_family
+    from suite.tasks.loading import load_all_tasks
+
+    spec = next(t for t in load_all_tasks() if t.id == ANT)
+    family = get_family(spec.family)
+    gate = {"id": "bayes", "ceiling": True}
+
+    def told(**fields) -> bool:
+        return "generator" in _info(family, spec, {"gate": {**gate, **fields}}).extras
+
+    assert told() and told(origin="baseline", isolate=True)
+    assert not told(isolate=True)  # an isolated gate of unknown origin
+    assert not told(origin="test", isolate=True)
+    assert not told(origin="baseline", submission_dir="/tmp/sub", isolate=True)

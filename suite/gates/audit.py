@@ -27,15 +27,12 @@ from suite.contract import Feedback, Gate, Side, State
 from suite.gates.conformance import TOLERANCE, max_diff, scale
 from suite.gates.kinds import GateKind
 from suite.gates.proxy import release, side_twin
+from suite.gates.violations import AuditViolation
 from suite.seeding import derive_seed, generator
 
 # One audited call drawn from each window of forward-call indices: every stretch of a run, short
 # or long, is audited at least once, at a call the gate cannot predict.
 WINDOWS = ((1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096))
-
-
-class AuditViolation(RuntimeError):
-    """The gate broke a rule of the contract on the real run."""
 
 
 def audit_calls(seed: int) -> list[int]:

@@ -27,10 +27,47 @@ from torch import Tensor
 from suite.contract import Gate, TaskInfo, deliver_feedback
 from suite.gates.entries import GateEntry, resolve_ref
 from suite.gates.kinds import kinds
+from suite.gates.violations import AuditViolation
 from suite.gates.wire import Channel, PeerGone, decode, encode, flatten, map_tensors
 from suite.seeding import seeded_global_rng
 
 MAX_GRAPHS = 4096  # graphs of calls kept for a backward that may still come
+
+
+def autograd_leaves(outputs: list[Tensor]) -> list[Tensor]:
+    """The tensors a backward through ``outputs`` would accumulate gradients into."""
+    leaves = [o for o in outputs if o.requires_grad and o.grad_fn is None]
+    stack, seen = [o.grad_fn for o in outputs if o.grad_fn is not None], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):  # AccumulateGrad: a leaf that requires grad
+            leaves.append(node.variable)
+        stack.extend(child for child, _ in node.next_functions)
+    return leaves
+
+
+def check_trainables(gate: Gate, budget: int, inputs: list[Tensor], outputs: list[Tensor]) -> None:
+    """Everything the gate trains is a parameter counted when it was built: the parameter
+    budget cannot be escaped by parameters created later (on the first real batch, after the
+    checks) or by tensors that take gradients without being parameters."""
+    params = list(gate.parameters())
+    total = sum(p.numel() for p in params)
+    if total > budget:
+        raise AuditViolation(
+            f"the gate holds {total} parameters, {budget} when it was built and its parameter "
+            "budget checked: create every parameter in __init__"
+        )
+    known = {id(t) for t in [*params, *inputs]}
+    for leaf in autograd_leaves(outputs):
+        if id(leaf) not in known:
+            raise AuditViolation(
+                f"the gate's outputs take gradients into a tensor of shape {tuple(leaf.shape)} "
+                "that is not one of its parameters, so the parameter budget does not count it: "
+                "make it an nn.Parameter created in __init__"
+            )
 
 
 class GateHost:
@@ -44,6 +81,7 @@ class GateHost:
         self.forked: set[int] = set()  # twins whose calls leave the RNG as they found it
         self.optimizers: dict[int, torch.optim.Optimizer] = {}
         self.graphs: dict[int, tuple[list[Tensor], list[Tensor]]] = {}  # call -> (inputs, outputs)
+        self.budgets: dict[int, int] = {}  # handle -> parameters when built (and checked)
         self.calls = 0
         self.deferred: str | None = None  # an error in a notice, reported with the next answer
 
@@ -93,6 +131,7 @@ class GateHost:
         with seeded_global_rng(seed):
             gate = self.entry.build(task, overrides).to(torch.device(device))
         self.gates[handle] = gate
+        self.budgets[handle] = sum(p.numel() for p in gate.parameters())
         trainable = sum(p.numel() for p in gate.parameters() if p.requires_grad)
         return {
             "trainable": trainable,
@@ -104,10 +143,12 @@ class GateHost:
     def do_clone(self, handle: int, new: int) -> None:
         """A twin for side calls: its calls never change the real gate or its RNG draws."""
         self.gates[new] = copy.deepcopy(self.gates[handle])
+        self.budgets[new] = self.budgets[handle]
         self.forked.add(new)
 
     def do_drop(self, handle: int) -> None:
         self.gates.pop(handle, None)
+        self.budgets.pop(handle, None)
         self.optimizers.pop(handle, None)
         self.forked.discard(handle)
 
@@ -136,6 +177,7 @@ class GateHost:
         node, outputs = flatten(out)
         call = None
         if grad and any(o.requires_grad for o in outputs):
+            check_trainables(gate, self.budgets[handle], wanted, outputs)
             self.calls += 1
             call = self.calls
             self.graphs[call] = (wanted, outputs)

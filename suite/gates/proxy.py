@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from suite.contract import Feedback, Gate, Side, State, TaskInfo
+from suite.gates.violations import AuditViolation
 from suite.gates.wire import Channel, WireError, decode, encode, flatten, map_tensors
 
 
@@ -44,7 +45,11 @@ class GateClient:
         self._send(command, args, reply=True)
         header, tensors = self.channel.recv(self.deadline)
         if "error" in header:
-            error = GateProcessError(str(header["error"])[:2000])
+            text = str(header["error"])[:2000]
+            violation = f"{AuditViolation.__name__}: "
+            if text.startswith(violation):  # a rule the gate's process found broken: rejected
+                raise AuditViolation(text.removeprefix(violation))
+            error = GateProcessError(text)
             detail = str(header.get("detail", ""))[-4000:]
             if detail:
                 error.add_note(f"in the gate's process:\n{detail}")

@@ -70,10 +70,15 @@ def _spec(payload: dict[str, Any]) -> tuple[TaskSpec, TaskFamily[Any]]:
 
 
 def _info(family: TaskFamily[Any], spec: TaskSpec, payload: dict[str, Any]) -> TaskInfo:
-    """The gate's ``TaskInfo``: with the generator's settings only for a trusted ceiling."""
+    """The gate's ``TaskInfo``: with the generator's settings only for a ceiling of GateBench's
+    own, also where it runs in a process of its own (--isolate-baselines); never a submission."""
     gate = payload["gate"]
-    origin = "untrusted" if isolated(payload) else "baseline"
-    return family.info_for(spec, SimpleNamespace(origin=origin, ceiling=gate.get("ceiling")))
+    origin = gate.get("origin", "untrusted" if isolated(payload) else "baseline")
+    trusted = origin == "baseline" and not gate.get("submission_dir")
+    who = SimpleNamespace(
+        origin="baseline" if trusted else "untrusted", ceiling=gate.get("ceiling")
+    )
+    return family.info_for(spec, who)
 
 
 def _peak_rss_mb() -> float:

@@ -79,8 +79,6 @@ class Sweep:
         if self.audit_seed is None:
             self.audit_seed = int.from_bytes(os.urandom(8), "big") >> 1
 
-    # -- records ------------------------------------------------------------------------------
-
     def _record(
         self,
         run: PlannedRun,
@@ -135,6 +133,7 @@ class Sweep:
                 **pair.gate_payload(),
                 "causal": pair.gate.causal,
                 "ceiling": pair.gate.ceiling,
+                "origin": pair.gate.origin,
                 "isolate": pair.gate.origin != "baseline" or self.options.isolate_baselines,
             },
             "seed_index": run.seed_index if run else 0,
