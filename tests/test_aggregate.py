@@ -65,3 +65,24 @@ def test_leaderboard_normalises_by_the_ideal_value_without_a_ceiling():
     assert by_gate["affinity"].iqm == pytest.approx(0.0)
     assert all(r.ci_low <= r.iqm <= r.ci_high for r in rows)
     assert rows[0].rank == 1 and rows[0].iqm == max(r.iqm for r in rows)
+
+
+def test_a_gate_that_fails_where_it_does_badly_is_shown_but_not_ranked():
+    """The best gate's runs on one task fail: ranked on the others it would top the board, so
+    it is shown with its scores, unranked, and says where; the others' ranks do not change."""
+    records = synthetic_records(4, 3, 3)
+    best = max({r.gate.id for r in records})  # the synthetic quality grows with the gate index
+    failing = "synthetic/task-01"
+    records = [
+        r.model_copy(update={"status": "failed", "reason": "crashed", "metrics": {}})
+        if r.gate.id == best and r.task.id == failing and r.seed_index == 2
+        else r
+        for r in records
+    ]
+    rows, _ = leaderboard(aggregate(records).tasks)
+    by_gate = {r.gate.id: r for r in rows}
+    assert by_gate[best].rank is None and by_gate[best].incomplete == f"{failing} (partial)"
+    assert by_gate[best].n_tasks == 3  # its two good seeds there still count as scores
+    assert rows[-1].gate.id == best  # after every ranked gate
+    ranked = [r for r in rows if r.rank is not None]
+    assert len(ranked) == 3 and ranked[0].rank == 1

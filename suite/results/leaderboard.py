@@ -19,6 +19,7 @@ from suite.runs.records import GateRef
 from suite.seeding import derive_seed
 
 MIN_SCALE = 1e-9
+INCOMPLETE = ("failed", "partial", "rejected")  # a gate with such a task is not ranked
 
 
 @dataclass
@@ -36,7 +37,8 @@ class LeaderboardRow:
     ci_low: float
     ci_high: float
     per_task: dict[str, float] = field(default_factory=dict)  # mean normalised score per task
-    rank: int = 0
+    rank: int | None = None  # None: some of its runs failed or were rejected (``incomplete``)
+    incomplete: str = ""  # why it is not ranked: the tasks where runs failed or were rejected
 
     @property
     def n_tasks(self) -> int:
@@ -134,8 +136,19 @@ def leaderboard(tasks: list[TaskResult]) -> tuple[list[LeaderboardRow], list[Tas
         )
         per_task = {task: sum(v) / len(v) for task, v in groups.items()}
         rows.append(LeaderboardRow(ref, point, low, high, per_task))
-    ranks = shared_ranks({r.gate.id: (r.ci_low, r.ci_high) for r in rows}, higher_is_better=True)
+    # Ranked only with every planned run scored: an IQM over the tasks and seeds a gate did not
+    # fail (or break a rule) on would let it fail where it does badly and rank on the rest.
+    # Tasks it declines (supports) are skipped for every gate alike and shown as its coverage.
     for row in rows:
+        broken = [
+            f"{t.task.id} ({t.gates[row.gate.id].status})"
+            for t in tasks
+            if row.gate.id in t.gates and t.gates[row.gate.id].status in INCOMPLETE
+        ]
+        row.incomplete = "; ".join(broken)
+    complete = [r for r in rows if not r.incomplete]
+    ranks = shared_ranks({r.gate.id: (r.ci_low, r.ci_high) for r in complete}, True)
+    for row in complete:
         row.rank = ranks[row.gate.id]
-    rows.sort(key=lambda r: (r.rank, -r.iqm, r.gate.id))
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, -r.iqm, r.gate.id))
     return rows, scales
