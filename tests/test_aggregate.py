@@ -86,3 +86,20 @@ def test_a_gate_that_fails_where_it_does_badly_is_shown_but_not_ranked():
     assert rows[-1].gate.id == best  # after every ranked gate
     ranked = [r for r in rows if r.rank is not None]
     assert len(ranked) == 3 and ranked[0].rank == 1
+
+
+def test_a_family_without_a_scale_says_so_instead_of_having_no_results(tmp_path):
+    """Results whose primary metric has neither a ceiling nor an ideal get no normalised board;
+    the index says why rather than asking for a run. Bits per character scale to 0 bits."""
+    from suite.tasks.families.lm.spec import lm_metrics
+    from suite.tasks.spec import MetricInfo
+    from suite.website.site import render_site
+
+    assert lm_metrics()["bpc_transition"].ideal == 0.0 and lm_metrics()["bpc_all"].ideal == 0.0
+    records = synthetic_records(3, 2, 3)
+    unscaled = {**records[0].task.metrics, "acc": MetricInfo(description="accuracy")}
+    records = [r.model_copy(update={"task": r.task.model_copy(update={"metrics": unscaled})})
+               for r in records]  # fmt: skip
+    index = render_site(aggregate(records), records, tmp_path / "site").out / "index.html"
+    html = index.read_text()
+    assert html.count("No normalised leaderboard") == 1  # the other families have no results
