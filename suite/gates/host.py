@@ -208,10 +208,8 @@ class GateHost:
 
     def do_optimizer(self, handle: int, lr: float) -> None:
         params = [p for p in self.gates[handle].parameters() if p.requires_grad]
-        if params:
-            self.optimizers[handle] = torch.optim.Adam(
-                params, lr=lr, foreach=True
-            )  # = training.adam
+        if params:  # the harness's Adam (suite.tasks.training.adam), not imported here
+            self.optimizers[handle] = torch.optim.Adam(params, lr=lr, foreach=True)
 
     def do_zero_grad(self, handle: int) -> None:
         for p in self.gates[handle].parameters():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import sys
@@ -50,9 +51,13 @@ def resolve_salt(value: str, salt_file: Path | None = None, results: Path | None
                 f"{path} holds the salt of an earlier --salt new: run more gates on its data with "
                 f"--salt-file {path}, or move the file away to draw a new salt."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(salt + "\n")
-        path.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable
+            with os.fdopen(fd, "w") as fh:  # by other users, not even for a moment
+                fh.write(salt + "\n")
+        except OSError as exc:
+            raise GateBenchError(f"Cannot save the new salt in {path} ({exc}).") from exc
         print(f"gatebench: a new seed salt is saved in {path} (published in every record after "
               f"its run); run more gates on the same data with --salt-file {path}",
               file=sys.stderr)  # fmt: skip

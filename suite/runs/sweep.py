@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.gates.audit import AuditViolation
+from suite.gates.violations import AuditViolation
 from suite.gates.conformance import CheckResult, ConformanceReport
 from suite.gates.entries import GateLike, all_gates
 from suite.runs import artifacts
