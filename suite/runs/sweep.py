@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.gates.violations import AuditViolation
 from suite.gates.conformance import CheckResult, ConformanceReport
 from suite.gates.entries import GateLike, all_gates
+from suite.gates.violations import AuditViolation
 from suite.runs import artifacts
 from suite.runs.executors import DaskExecutor, Executor, Job, JobResult
 from suite.runs.plan import Pair, Plan, PlannedRun, make_plan, seed_count
