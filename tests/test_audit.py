@@ -62,3 +62,25 @@ def test_audited_calls_come_one_from_each_window_and_depend_on_the_seed():
     calls = audit_calls(1)
     assert all(low <= c <= high for c, (low, high) in zip(calls, WINDOWS, strict=True))
     assert any(audit_calls(seed) != calls for seed in range(2, 6))
+
+
+def test_evaluation_calls_are_audited_however_long_training_ran():
+    """A gate that reads the future only in eval mode, after more training calls than the last
+    audit window reaches, meets an audit among its first evaluation calls."""
+    import torch
+
+    from suite.contract import TaskInfo
+    from suite.gates.audit import AuditedGate, AuditViolation
+    from suite.gates.kinds import kinds
+
+    info = TaskInfo(d_model=4, n_experts=3, seq_len=5, kind="router")
+    gate = AuditedGate(get_gate("test-peeks-in-eval").build(info), kinds.get("router"), seed=3)
+    x = torch.randn(8, 5, 4)
+    with torch.no_grad():
+        for _ in range(WINDOWS[-1][1] + 1):  # every training call, past the last window
+            gate(x)
+        gate.eval()
+        with pytest.raises(AuditViolation, match="causality violated"):
+            for _ in range(WINDOWS[0][1] + 1):  # the first window of evaluation calls
+                gate(x)
+    assert all(line.endswith("train: passed") for line in gate.done)

@@ -1,6 +1,6 @@
 """Audits on the real run: the contract's rules checked again on the real batches, in the real
 configuration (batch size, length, device, train or eval mode, after training has started), at
-forward calls the gate cannot predict.
+forward calls the gate cannot predict (training and evaluation calls each in every window).
 
 The fixed-shape conformance checks are the fast first gate; a gate can tell their small inputs
 apart from the real run. The harness therefore wraps every gate it runs in an ``AuditedGate``.
@@ -51,7 +51,14 @@ class AuditedGate(nn.Module):
         self.kind_adapter = kind
         self.seed = seed
         self.calls = 0
-        self.pending = set(audit_calls(seed))
+        # Training and evaluation calls are counted and audited apart: a gate that cheats only
+        # in eval mode meets audits however long its training ran (eval calls of a long run
+        # would otherwise all lie past the last window).
+        self.mode_calls = {"train": 0, "eval": 0}
+        self.pending = {
+            "train": set(audit_calls(seed)),
+            "eval": set(audit_calls(derive_seed(seed, "eval"))),
+        }
         self.done: list[str] = []  # one line per audit passed, for the record
 
     # -- the contract, delegated ------------------------------------------------------------
@@ -67,8 +74,10 @@ class AuditedGate(nn.Module):
     def before_call(self, x: Tensor, state: State = None, side: Side | None = None) -> None:
         """Count one forward call and audit it if its index is secret-drawn; a caller that runs
         the gate's computation itself (seeds vectorised together) calls this per seed."""
-        if self.calls in self.pending:
+        mode = "train" if self.training else "eval"
+        if self.mode_calls[mode] in self.pending[mode]:
             self._audit(x, state, side)
+        self.mode_calls[mode] += 1
         self.calls += 1
 
     def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
