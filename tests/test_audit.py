@@ -17,6 +17,7 @@ CHEATS = {
     "test-peeks-when-large": "causality violated",
     "test-pools-when-large": "batch isolation violated",
     "test-remembers-calls": "hidden state across calls violated",
+    "test-honest-when-copied": "same output as its copy violated",
 }
 
 
@@ -39,7 +40,7 @@ def test_cheats_are_rejected_on_the_real_run_and_never_ranked(sweep):
         record = by_gate[gate_id]
         assert record.status == "rejected", (gate_id, record.reason)
         assert words in record.reason and "audit at forward call" in record.reason
-    assert summary.rejected == 3 and summary.failed == 0
+    assert summary.rejected == len(CHEATS) and summary.failed == 0
     result = aggregate(records).tasks[0]
     assert all(result.gates[g].status == "rejected" for g in CHEATS)
     ranked = [g for g, r in result.gates.items() if r.cells["acc_transition"].rank is not None]

@@ -68,17 +68,30 @@ class AuditedGate(nn.Module):
         return self.inner.info
 
     def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
-        self.before_call(x, state, side)
-        return self.kind_adapter.forward(self.inner, x, state, side)
+        audited = self.before_call(x, state, side)
+        out = self.kind_adapter.forward(self.inner, x, state, side)
+        if audited is not None:  # the real call must give what the audited copy gave
+            call, expected = audited
+            real = self.kind_adapter.per_position(out).detach()
+            moved = max_diff(real, expected)
+            if moved > TOLERANCE * scale(expected):
+                what = "the real call against the audited copy of the gate, on the same input"
+                self._reject(call, "same output as its copy", moved, what)
+        return out
 
-    def before_call(self, x: Tensor, state: State = None, side: Side | None = None) -> None:
-        """Count one forward call and audit it if its index is secret-drawn; a caller that runs
-        the gate's computation itself (seeds vectorised together) calls this per seed."""
+    def before_call(
+        self, x: Tensor, state: State = None, side: Side | None = None
+    ) -> tuple[int, Tensor] | None:
+        """Count one forward call and audit it if its index is secret-drawn: (call, the copy's
+        output) then, else None. A caller that runs the gate's computation itself (baselines'
+        seeds vectorised together) calls this per seed."""
         mode = "train" if self.training else "eval"
+        audited = None
         if self.mode_calls[mode] in self.pending[mode]:
-            self._audit(x, state, side)
+            audited = (self.calls, self._audit(x, state, side))
         self.mode_calls[mode] += 1
         self.calls += 1
+        return audited
 
     def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind_adapter.step(self.inner, x_t, state, side)
@@ -100,17 +113,22 @@ class AuditedGate(nn.Module):
 
     # -- the audit ------------------------------------------------------------------------------
 
-    def _audit(self, x: Tensor, state: State, side: Side | None) -> None:
+    def _audit(self, x: Tensor, state: State, side: Side | None) -> Tensor:
+        """The side calls' checks; the copy's output on ``x``, which the real call must match
+        (a gate that behaves only when copied is caught there)."""
         call = self.calls
         twin = side_twin(self.inner)  # side calls never touch the real gate's state
         try:
-            self._side_calls(twin, x, state, side, call)
+            first = self._side_calls(twin, x, state, side, call)
         finally:
             release(twin)
         mode = "train" if self.training else "eval"
         self.done.append(f"call {call}: batch {x.shape[0]}, length {x.shape[1]}, {mode}: passed")
+        return first
 
-    def _side_calls(self, twin: Any, x: Tensor, state: State, side: Side | None, call: int) -> None:
+    def _side_calls(
+        self, twin: Any, x: Tensor, state: State, side: Side | None, call: int
+    ) -> Tensor:
         g = generator(derive_seed(self.seed, "audit", call))
         devices = [x.device] if x.is_cuda else []
         rng = torch.get_rng_state()
@@ -146,6 +164,7 @@ class AuditedGate(nn.Module):
                 moved = max_diff(outputs(other)[keep], first[keep])
                 if moved > tol:
                     self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
+        return first
 
     @staticmethod
     def _reject(call: int, check: str, size: float, what: str) -> None:
