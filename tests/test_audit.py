@@ -17,7 +17,7 @@ CHEATS = {
     "test-peeks-when-large": "causality violated",
     "test-pools-when-large": "batch isolation violated",
     "test-remembers-calls": "hidden state across calls violated",
-    "test-honest-when-copied": "same output as its copy violated",
+    "test-honest-when-copied": "hidden state across calls violated",
 }
 
 

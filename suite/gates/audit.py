@@ -4,11 +4,12 @@ forward calls the gate cannot predict (training and evaluation calls each in eve
 
 The fixed-shape conformance checks are the fast first gate; a gate can tell their small inputs
 apart from the real run. The harness therefore wraps every gate it runs in an ``AuditedGate``.
-At calls drawn from a seed held by the harness (recorded in the run's record afterwards), before
-the real call, it makes side calls on a copy of the gate, with the global RNG forked so the real
-computation draws exactly what it would have drawn unaudited:
+At calls drawn from a seed held by the harness (recorded in the run's record afterwards), after
+the real call, it makes side calls on a copy of the gate made only then (so a gate that notices
+the copy learns of the audit too late), each drawing the random numbers the real call drew, from
+a forked RNG, so the real computation is exactly what it would have been unaudited:
 
-* no hidden state across calls: the same input twice gives the same output;
+* no hidden state across calls: the copy gives the real call's output on its input, twice;
 * causality: the future of a secret position perturbed, the past outputs unchanged;
 * batch isolation: one secret sequence perturbed, the other sequences' outputs unchanged.
 
@@ -33,6 +34,11 @@ from suite.seeding import derive_seed, generator
 # One audited call drawn from each window of forward-call indices: every stretch of a run, short
 # or long, is audited at least once, at a call the gate cannot predict.
 WINDOWS = ((1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096))
+
+
+def _rng_states(x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The global random states (CPU, and ``x``'s GPU) before a call."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None
 
 
 def audit_calls(seed: int) -> list[int]:
@@ -68,30 +74,32 @@ class AuditedGate(nn.Module):
         return self.inner.info
 
     def forward(self, x: Tensor, state: State = None, side: Side | None = None) -> Any:
-        audited = self.before_call(x, state, side)
+        call = self._count()
+        if call is None:
+            return self.kind_adapter.forward(self.inner, x, state, side)
+        rng = _rng_states(x)
         out = self.kind_adapter.forward(self.inner, x, state, side)
-        if audited is not None:  # the real call must give what the audited copy gave
-            call, expected = audited
-            real = self.kind_adapter.per_position(out).detach()
-            moved = max_diff(real, expected)
-            if moved > TOLERANCE * scale(expected):
-                what = "the real call against the audited copy of the gate, on the same input"
-                self._reject(call, "same output as its copy", moved, what)
+        # Only now, with the real output fixed, is the gate copied for the side calls: a gate
+        # that notices the copy (its __deepcopy__, the clone command) learns of the audit too
+        # late to behave for it. The real call must give what the copy gives on the same input.
+        self._audit(call, x, state, side, rng, self.kind_adapter.per_position(out).detach())
         return out
 
-    def before_call(
-        self, x: Tensor, state: State = None, side: Side | None = None
-    ) -> tuple[int, Tensor] | None:
-        """Count one forward call and audit it if its index is secret-drawn: (call, the copy's
-        output) then, else None. A caller that runs the gate's computation itself (baselines'
-        seeds vectorised together) calls this per seed."""
+    def before_call(self, x: Tensor, state: State = None, side: Side | None = None) -> None:
+        """Count one forward call and audit it (before it) if its index is secret-drawn: for a
+        caller that runs the gate's computation itself (GateBench's own baselines, their seeds
+        vectorised together), which calls this per seed."""
+        call = self._count()
+        if call is not None:
+            self._audit(call, x, state, side, _rng_states(x))
+
+    def _count(self) -> int | None:
+        """Count a forward call; its index when it is one of the secret-drawn ones."""
         mode = "train" if self.training else "eval"
-        audited = None
-        if self.mode_calls[mode] in self.pending[mode]:
-            audited = (self.calls, self._audit(x, state, side))
+        due = self.mode_calls[mode] in self.pending[mode]
         self.mode_calls[mode] += 1
         self.calls += 1
-        return audited
+        return self.calls - 1 if due else None
 
     def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind_adapter.step(self.inner, x_t, state, side)
@@ -113,29 +121,42 @@ class AuditedGate(nn.Module):
 
     # -- the audit ------------------------------------------------------------------------------
 
-    def _audit(self, x: Tensor, state: State, side: Side | None) -> Tensor:
-        """The side calls' checks; the copy's output on ``x``, which the real call must match
-        (a gate that behaves only when copied is caught there)."""
-        call = self.calls
+    def _audit(
+        self,
+        call: int,
+        x: Tensor,
+        state: State,
+        side: Side | None,
+        rng: tuple[Tensor, Any],
+        real: Tensor | None = None,
+    ) -> None:
+        """The side calls' checks on a copy of the gate, each drawing from ``rng`` (the random
+        state before the real call); ``real``: the real call's output, which the copy must give
+        again on the same input."""
         twin = side_twin(self.inner)  # side calls never touch the real gate's state
         try:
-            first = self._side_calls(twin, x, state, side, call)
+            self._side_calls(twin, x, state, side, call, rng, real)
         finally:
             release(twin)
         mode = "train" if self.training else "eval"
         self.done.append(f"call {call}: batch {x.shape[0]}, length {x.shape[1]}, {mode}: passed")
-        return first
 
     def _side_calls(
-        self, twin: Any, x: Tensor, state: State, side: Side | None, call: int
-    ) -> Tensor:
+        self,
+        twin: Any,
+        x: Tensor,
+        state: State,
+        side: Side | None,
+        call: int,
+        rng: tuple[Tensor, Any],
+        real: Tensor | None,
+    ) -> None:
         g = generator(derive_seed(self.seed, "audit", call))
         devices = [x.device] if x.is_cuda else []
-        rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+        cpu_rng, cuda_rng = rng
 
         def outputs(inputs: Tensor) -> Tensor:
-            torch.set_rng_state(rng)  # every side call draws what the real call will draw
+            torch.set_rng_state(cpu_rng)  # every side call draws what the real call drew
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, x.device)
             out = self.kind_adapter.forward(twin, inputs, state, side)
@@ -148,6 +169,10 @@ class AuditedGate(nn.Module):
             moved = max_diff(first, again)
             if moved > tol:
                 self._reject(call, "hidden state across calls", moved, "the same input twice")
+            moved = 0.0 if real is None else max_diff(real, first)
+            if moved > tol:
+                what = "the real call, then a copy of the gate made after it, on the same input"
+                self._reject(call, "hidden state across calls", moved, what)
             B, T = x.shape[0], x.shape[1]
             if T > 1 and self.inner.causal:  # a declared ceiling is shown, never ranked
                 t = int(torch.randint(0, T - 1, (1,), generator=g))
@@ -164,7 +189,6 @@ class AuditedGate(nn.Module):
                 moved = max_diff(outputs(other)[keep], first[keep])
                 if moved > tol:
                     self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
-        return first
 
     @staticmethod
     def _reject(call: int, check: str, size: float, what: str) -> None:

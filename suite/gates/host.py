@@ -82,6 +82,7 @@ class GateHost:
         self.optimizers: dict[int, torch.optim.Optimizer] = {}
         self.graphs: dict[int, tuple[list[Tensor], list[Tensor]]] = {}  # call -> (inputs, outputs)
         self.budgets: dict[int, int] = {}  # handle -> parameters when built (and checked)
+        self.rng_before: Tensor | None = None  # the random state before the last real call
         self.calls = 0
         self.deferred: str | None = None  # an error in a notice, reported with the next answer
 
@@ -166,8 +167,13 @@ class GateHost:
         device = next((p.device for p in gate.parameters()), torch.device("cpu"))
         if device.type != "cpu":
             x, state, side = map_tensors((x, state, side), lambda t: t.to(device))
-        fork = torch.random.fork_rng(devices=[]) if handle in self.forked else nullcontext()
+        twin = handle in self.forked
+        if not twin:  # a twin's calls (audits, after a real call) draw what that call drew
+            self.rng_before = torch.get_rng_state()
+        fork = torch.random.fork_rng(devices=[]) if twin else nullcontext()
         with fork, torch.set_grad_enabled(grad):
+            if twin and self.rng_before is not None:
+                torch.set_rng_state(self.rng_before)
             if method == "forward":
                 out = kind.forward(gate, x, state, side)
             elif method == "step":
