@@ -33,7 +33,9 @@ from suite.seeding import derive_seed, generator
 
 # One audited call drawn from each window of forward-call indices: every stretch of a run, short
 # or long, is audited at least once, at a call the gate cannot predict.
-WINDOWS = ((1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096))
+WINDOWS = (
+    (1, 4), (5, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096), (4097, 16384), (16385, 65536)
+)  # fmt: skip
 
 
 def _rng_states(x: Tensor) -> tuple[Tensor, Tensor | None]:
