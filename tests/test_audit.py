@@ -85,3 +85,18 @@ def test_evaluation_calls_are_audited_however_long_training_ran():
             for _ in range(WINDOWS[0][1] + 1):  # the first window of evaluation calls
                 gate(x)
     assert all(line.endswith("train: passed") for line in gate.done)
+
+
+def test_a_family_that_evaluates_on_copies_of_the_gate_is_audited_there(sweep):
+    """The facts family answers its queries with fresh copies of the trained updater. The copies
+    carry on the run's audit count, so evaluation calls are audited and reported; an updater that
+    reads the next position only in evaluation, after more training than the checks make, was
+    ranked before (every copy restarted the count below the first window)."""
+    _, records = sweep(
+        ["facts/sliding-window"], ["lerp-scan", "test-updater-peeks-in-eval"], seeds=1
+    )
+    by_gate = {r.gate.id: r for r in records}
+    assert by_gate["lerp-scan"].ok
+    assert any(line.endswith("eval: passed") for line in by_gate["lerp-scan"].audits)
+    cheat = by_gate["test-updater-peeks-in-eval"]
+    assert cheat.status == "rejected" and "causality violated" in cheat.reason

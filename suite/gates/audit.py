@@ -19,6 +19,8 @@ the run as rejected. Honest gates' numbers are bit-identical with and without au
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -49,6 +51,18 @@ def audit_calls(seed: int) -> list[int]:
     return [int(torch.randint(low, high + 1, (1,), generator=g)) for low, high in WINDOWS]
 
 
+@dataclass
+class Ledger:
+    """A run's audit schedule, counts and findings. Shared by the gate and every copy a family
+    makes of it (the facts family evaluates on fresh copies of the trained gate): a copy carries
+    on the count, and its audits go into the run's record."""
+
+    pending: dict[str, set[int]]  # mode -> the calls to audit
+    mode_calls: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    calls: int = 0
+    done: list[str] = field(default_factory=list)  # one line per audit passed, for the record
+
+
 class AuditedGate(nn.Module):
     """A gate as the harness runs it: the same calls, parameters and outputs, audited at secret
     calls. Families see the contract's interface and nothing else changes for them."""
@@ -58,16 +72,26 @@ class AuditedGate(nn.Module):
         self.inner = gate
         self.kind_adapter = kind
         self.seed = seed
-        self.calls = 0
         # Training and evaluation calls are counted and audited apart: a gate that cheats only
         # in eval mode meets audits however long its training ran (eval calls of a long run
         # would otherwise all lie past the last window).
-        self.mode_calls = {"train": 0, "eval": 0}
-        self.pending = {
-            "train": set(audit_calls(seed)),
-            "eval": set(audit_calls(derive_seed(seed, "eval"))),
-        }
-        self.done: list[str] = []  # one line per audit passed, for the record
+        pending = {"train": audit_calls(seed), "eval": audit_calls(derive_seed(seed, "eval"))}
+        self.ledger = Ledger({mode: set(calls) for mode, calls in pending.items()})
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AuditedGate:
+        """A copy of the gate (made in its own process for a proxy), audited on the same
+        ledger."""
+        twin = AuditedGate(copy.deepcopy(self.inner, memo), self.kind_adapter, self.seed)
+        twin.ledger = self.ledger
+        return twin.train(self.training)
+
+    @property
+    def calls(self) -> int:
+        return self.ledger.calls
+
+    @property
+    def done(self) -> list[str]:
+        return self.ledger.done
 
     # -- the contract, delegated ------------------------------------------------------------
 
@@ -97,11 +121,11 @@ class AuditedGate(nn.Module):
 
     def _count(self) -> int | None:
         """Count a forward call; its index when it is one of the secret-drawn ones."""
-        mode = "train" if self.training else "eval"
-        due = self.mode_calls[mode] in self.pending[mode]
-        self.mode_calls[mode] += 1
-        self.calls += 1
-        return self.calls - 1 if due else None
+        mode, ledger = "train" if self.training else "eval", self.ledger
+        due = ledger.mode_calls[mode] in ledger.pending[mode]
+        ledger.mode_calls[mode] += 1
+        ledger.calls += 1
+        return ledger.calls - 1 if due else None
 
     def step(self, x_t: Tensor, state: State = None, side: Side | None = None) -> Any:
         return self.kind_adapter.step(self.inner, x_t, state, side)

@@ -312,5 +312,8 @@ def side_twin(gate: Gate | GateProxy) -> Any:
 
 
 def release(twin: Any) -> None:
+    """Let a twin's process-side copy go (also inside a wrapper such as the audited gate)."""
     if isinstance(twin, GateProxy):
         twin.drop()
+    elif isinstance(getattr(twin, "inner", None), nn.Module):
+        release(twin.inner)
