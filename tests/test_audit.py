@@ -100,3 +100,12 @@ def test_a_family_that_evaluates_on_copies_of_the_gate_is_audited_there(sweep):
     assert any(line.endswith("eval: passed") for line in by_gate["lerp-scan"].audits)
     cheat = by_gate["test-updater-peeks-in-eval"]
     assert cheat.status == "rejected" and "causality violated" in cheat.reason
+
+
+def test_a_gate_that_reads_future_token_ids_is_rejected(sweep):
+    """Token ids are a side input of the lm family; the audits perturb them with the inputs."""
+    _, records = sweep(["lm/char-switch"], ["affinity", "test-reads-next-token"], seeds=1)
+    by_gate = {r.gate.id: r for r in records}
+    assert by_gate["affinity"].ok
+    cheat = by_gate["test-reads-next-token"]
+    assert cheat.status == "rejected" and "causality violated" in cheat.reason

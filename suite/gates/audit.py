@@ -181,12 +181,22 @@ class AuditedGate(nn.Module):
         devices = [x.device] if x.is_cuda else []
         cpu_rng, cuda_rng = rng
 
-        def outputs(inputs: Tensor) -> Tensor:
+        def outputs(inputs: Tensor, side_in: Side | None = side) -> Tensor:
             torch.set_rng_state(cpu_rng)  # every side call draws what the real call drew
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, x.device)
-            out = self.kind_adapter.forward(twin, inputs, state, side)
+            out = self.kind_adapter.forward(twin, inputs, state, side_in)
             return self.kind_adapter.per_position(out).detach()
+
+        def redrawn(rows: Any, cols: Any) -> Side | None:
+            """``side`` with those token ids redrawn: a token id is input too (the lm family's
+            x is its embedding), so the perturbations reach both."""
+            if side is None or side.token_ids is None:
+                return side
+            ids = side.token_ids.clone()
+            vocab = int(self.info.get("vocab_size", 2))
+            ids[rows, cols] = torch.randint(0, vocab, ids[rows, cols].shape, generator=g).to(ids)
+            return side._replace(token_ids=ids)
 
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             first = outputs(x)
@@ -204,7 +214,8 @@ class AuditedGate(nn.Module):
                 t = int(torch.randint(0, T - 1, (1,), generator=g))
                 future = x.clone()
                 future[:, t + 1 :] = torch.randn(future[:, t + 1 :].shape, generator=g).to(x) * 3
-                moved = max_diff(outputs(future)[:, : t + 1], first[:, : t + 1])
+                after = redrawn(slice(None), slice(t + 1, None))
+                moved = max_diff(outputs(future, after)[:, : t + 1], first[:, : t + 1])
                 if moved > tol:
                     self._reject(call, "causality", moved, f"inputs after position {t} perturbed")
             if B > 1:
@@ -212,7 +223,7 @@ class AuditedGate(nn.Module):
                 other = x.clone()
                 other[b] = torch.randn(other[b].shape, generator=g).to(x) * 3
                 keep = torch.arange(B, device=x.device) != b
-                moved = max_diff(outputs(other)[keep], first[keep])
+                moved = max_diff(outputs(other, redrawn(b, slice(None)))[keep], first[keep])
                 if moved > tol:
                     self._reject(call, "batch isolation", moved, f"sequence {b} perturbed")
 
