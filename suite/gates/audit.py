@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from suite.contract import Feedback, Gate, Side, State
 from suite.gates.conformance import TOLERANCE, max_diff, scale
-from suite.gates.kinds import GateKind
+from suite.gates.kinds import GateKind, side_redrawn
 from suite.gates.proxy import release, side_twin
 from suite.gates.violations import AuditViolation
 from suite.seeding import derive_seed, generator
@@ -188,15 +188,10 @@ class AuditedGate(nn.Module):
             out = self.kind_adapter.forward(twin, inputs, state, side_in)
             return self.kind_adapter.per_position(out).detach()
 
+        vocab = int(self.info.get("vocab_size", 2))
+
         def redrawn(rows: Any, cols: Any) -> Side | None:
-            """``side`` with those token ids redrawn: a token id is input too (the lm family's
-            x is its embedding), so the perturbations reach both."""
-            if side is None or side.token_ids is None:
-                return side
-            ids = side.token_ids.clone()
-            vocab = int(self.info.get("vocab_size", 2))
-            ids[rows, cols] = torch.randint(0, vocab, ids[rows, cols].shape, generator=g).to(ids)
-            return side._replace(token_ids=ids)
+            return side_redrawn(side, rows, cols, vocab, g)
 
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             first = outputs(x)

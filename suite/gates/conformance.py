@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from suite.contract import Gate, Side, State, TaskInfo, deliver_feedback
-from suite.gates.kinds import GateKind, kinds, side_at
+from suite.gates.kinds import GateKind, kinds, side_at, side_redrawn
 from suite.gates.proxy import parameter_grads, parameter_state, trainable_count
 from suite.seeding import derive_seed, generator, seeded_global_rng
 from suite.tasks.training import make_optimizer
@@ -113,12 +113,8 @@ class Probe:
     def future_side(self, t: int, g: torch.Generator) -> Side | None:
         """The side inputs with the token ids after position t redrawn (task ids are per
         sequence, not per position)."""
-        if self.side is None or self.side.token_ids is None:
-            return None
-        ids = self.side.token_ids.clone()
         vocab = int(self.info.get("vocab_size", 2))
-        ids[:, t + 1 :] = torch.randint(0, vocab, ids[:, t + 1 :].shape, generator=g)
-        return self.side._replace(token_ids=ids)
+        return side_redrawn(self.side, slice(None), slice(t + 1, None), vocab, g)
 
     def perturbed(self, purpose: str) -> tuple[Tensor, torch.Generator]:
         return self.x.clone(), generator(derive_seed(self.seed, "conformance", purpose))

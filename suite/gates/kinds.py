@@ -38,6 +38,18 @@ def side_at(side: Side | None, positions: slice | int) -> Side | None:
     return side._replace(token_ids=side.token_ids[:, positions])
 
 
+def side_redrawn(
+    side: Side | None, rows: Any, cols: Any, vocab: int, g: torch.Generator
+) -> Side | None:
+    """The side inputs with the token ids at ``[rows, cols]`` redrawn from ``g``: a token id is
+    input as much as x (the lm family's x is its embedding), so perturbations reach both."""
+    if side is None or side.token_ids is None:
+        return side
+    ids = side.token_ids.clone()
+    ids[rows, cols] = torch.randint(0, vocab, ids[rows, cols].shape, generator=g).to(ids)
+    return side._replace(token_ids=ids)
+
+
 def takes_side(gate: Gate) -> bool:
     """Whether the gate's forward accepts the family's side inputs (a third argument)."""
     params = inspect.signature(gate.forward).parameters
