@@ -209,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure only the growth of an epoch's cost with T and B (item 10) and store it in "
         "--out under scaling_ms, keeping the file's other items",
     )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where --only-moe times the expert layers (cuda: stored as moe_latency_ms_cuda)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"))
     args = parser.parse_args(argv)
     pin_threads(1)
@@ -246,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         update_report(args.out, "scaling_ms", scaling)
         return 0
     if args.only_moe:
-        moe = moe_latency()
+        kind = torch.device(args.device).type
+        moe = moe_latency(device=args.device)
         print_moe(moe)
-        update_report(args.out, "moe_latency_ms", moe)
+        update_report(args.out, "moe_latency_ms" + ("" if kind == "cpu" else f"_{kind}"), moe)
         return 0
     print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
     for gate_id in TABLE5_GATES:

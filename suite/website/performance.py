@@ -46,6 +46,12 @@ ABOUT = {
         "batched and looped top-k, an iso-active dense MLP and Dynamic Subspace Composition, "
         "with parameters, FLOPs per token and the memory a forward allocates.",
     ),
+    "moe_latency_ms_cuda": (
+        "Expert layers at matched active parameters, on a GPU",
+        "The same five layers and shapes timed on a CUDA device (`python -m suite.bench "
+        "--only-moe --device cuda`; the timer synchronises the GPU around each block), with the "
+        "peak memory a forward adds to CUDA's allocator.",
+    ),
     "facts_step_ms": (
         "Updaters of the facts family",
         "Milliseconds per training step of each updater at the paper profile of "

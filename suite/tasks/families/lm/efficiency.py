@@ -45,30 +45,38 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def allocated_mb(fn: Callable[[], Any]) -> float:
-    """Megabytes the call asks of torch's CPU allocator (sum of allocations)."""
+def allocated_mb(fn: Callable[[], Any], device: str = "cpu") -> float:
+    """Megabytes the call asks of torch's CPU allocator (sum of allocations); on a GPU, the peak
+    the call adds to what CUDA's allocator holds."""
     from torch.profiler import ProfilerActivity, profile
 
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     return sum(max(0, e.self_cpu_memory_usage) for e in prof.key_averages()) / 2**20
 
 
 def layer_rows(
-    n_experts: int, k: int, tokens: int, d_model: int, ff_mult: int
+    n_experts: int, k: int, tokens: int, d_model: int, ff_mult: int, device: str = "cpu"
 ) -> dict[str, tuple[Callable[[], Any], dict[str, float]]]:
     """Each layer's forward (a closure) and its static figures, at matched active parameters."""
     h = ff_mult * d_model
     with seeded_global_rng(0):
-        bank = ExpertBank(n_experts, d_model, h)
-        router = nn.Linear(d_model, n_experts)
-        dense = dense_ffn(d_model, k * h)
-        x = torch.randn(tokens, d_model)
-        logits = torch.randn(tokens, n_experts)
+        bank = ExpertBank(n_experts, d_model, h).to(device)
+        router = nn.Linear(d_model, n_experts).to(device)
+        dense = dense_ffn(d_model, k * h).to(device)
+        x = torch.randn(tokens, d_model).to(device)
+        logits = torch.randn(tokens, n_experts).to(device)
     expert = 2 * d_model * h + h + d_model  # one expert's parameters
     moe_active = moe_active_parameters(d_model, n_experts, h, k)
     with seeded_global_rng(1):
-        layer = dsc.matched(d_model, moe_active, DSC_ATOMS, DSC_K)
+        layer = dsc.matched(d_model, moe_active, DSC_ATOMS, DSC_K).to(device)
     hidden = layer.static[0].out_features
     weights, chosen, w = route(logits, "top-k", k)
     soft = torch.softmax(logits, -1)
@@ -108,12 +116,20 @@ def layer_rows(
 
 
 def measure(
-    n_experts: int, k: int, tokens: int, d_model: int, ff_mult: int, name: str, min_run_time: float
+    n_experts: int,
+    k: int,
+    tokens: int,
+    d_model: int,
+    ff_mult: int,
+    name: str,
+    min_run_time: float,
+    device: str = "cpu",
 ) -> dict[str, float]:
-    """One layer's row (without its ratio): timed, then its allocations profiled."""
+    """One layer's row (without its ratio): timed (``torch.utils.benchmark`` synchronises a
+    GPU around each block), then its allocations measured."""
     from torch.utils import benchmark
 
-    fn, figures = layer_rows(n_experts, k, tokens, d_model, ff_mult)[name]
+    fn, figures = layer_rows(n_experts, k, tokens, d_model, ff_mult, device)[name]
     with torch.no_grad():
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
         fn()  # warm-up
@@ -122,12 +138,16 @@ def measure(
             "ms": m.median * 1e3,
             "iqr_ms": m.iqr * 1e3,
             **figures,
-            "allocated_mb": allocated_mb(fn),
+            "allocated_mb": allocated_mb(fn, device),
         }
 
 
 def moe_latency(
-    tokens: int = 256 * 63, d_model: int = 64, ff_mult: int = 4, min_run_time: float = 1.0
+    tokens: int = 256 * 63,
+    d_model: int = 64,
+    ff_mult: int = 4,
+    min_run_time: float = 1.0,
+    device: str = "cpu",
 ) -> dict[str, dict[str, dict[str, float]]]:
     """{"E=5, k=2": {layer: {ms, iqr_ms, ratio, params_total, params_active, flops_per_token,
     allocated_mb}}} for each shape of ``MOE_SHAPES``.
@@ -139,7 +159,9 @@ def moe_latency(
     found: dict[str, dict[str, dict[str, float]]] = {}
     for n_experts, k in MOE_SHAPES:
         args = (n_experts, k, tokens, d_model, ff_mult)
-        rows = {name: measure(*args, name, min_run_time) for name in layer_rows(*args)}
+        rows = {
+            name: measure(*args, name, min_run_time, device) for name in layer_rows(*args, device)
+        }
         for row in rows.values():
             row["ratio"] = row["ms"] / rows[BASE]["ms"]
         found[f"E={n_experts}, k={k}"] = rows

@@ -1,0 +1,150 @@
+"""The GPU checks in one prepared command, for a session that has a GPU for a few minutes.
+
+``python -m suite.bench_gpu --out DIR`` runs, each in a child process with its own time limit
+(one that hangs or runs long costs its own item, never the rest), and in this order:
+
+1. ``env``: torch, CUDA and the device seen;
+2. ``moe``: the efficiency table of expert layers on the device (bench item 8, ``--only-moe``);
+3. ``table6``: Table 6's paper profile (``lm/char-switch``, its 3 gates × 5 seeds × 1500
+   epochs) through the runner, timed;
+4. ``table5``: Table 5's paper profile (``transition/anticipation``, its 9 gates × 5 seeds × 800
+   epochs) through the runner, timed, and then the task's other routers;
+5. ``tests``: the tests marked ``gpu`` (a CUDA run repeats bit for bit; it agrees with a CPU
+   run).
+
+Each item's output goes to ``DIR/<item>.log``; ``DIR/gpu_checks.json`` holds every item's
+exit status, seconds and headline numbers, written after each item so that a run cut short
+keeps what it finished. ``--device cpu --profile smoke`` runs the same steps small, on CPU: how
+the script is tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TABLE6 = ("lm/char-switch", ["affinity", "beta", "beta+ant-additive"])
+TABLE5 = (
+    "transition/anticipation",
+    ["affinity", "beta", "pi", "ant", "beta+pi", "beta+ant", "pi+ant", "beta+pi+ant", "oracle"],
+)
+ITEMS = ("env", "moe", "table6", "table5", "tests")
+LIMITS_S = {"env": 120, "moe": 150, "table6": 300, "table5": 240, "tests": 300}
+HEADLINES = {"table6": "bpc_transition", "table5": "acc_transition"}
+
+ENV_PROBE = """
+import json, torch
+cuda = torch.cuda.is_available()
+print(json.dumps({
+    "torch": torch.__version__,
+    "cuda": torch.version.cuda,
+    "available": cuda,
+    "device": torch.cuda.get_device_name(0) if cuda else None,
+    "cudnn": torch.backends.cudnn.version() if cuda else None,
+}))
+"""
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _run(cmd: list[str], log: Path, limit: float) -> tuple[int, float]:
+    """Run ``cmd`` with its output in ``log``; (exit status, seconds). 124 where it ran past
+    ``limit`` (its process group is killed)."""
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ
+        )
+        try:
+            status = proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            status = 124
+    return status, time.perf_counter() - started
+
+
+def _sweep(task: str, gates: list[str], args: argparse.Namespace, results: Path) -> list[str]:
+    cmd = ["-m", "suite.cli", "run", "--task", task, "--profile", args.profile, "--quiet"]
+    cmd += ["--seeds", "5", "--workers", "1", "--device", args.device, "--results", str(results)]
+    for gate in gates:
+        cmd += ["--gate", gate]
+    return _python(*cmd)
+
+
+def headline(results: Path, task: str, metric: str) -> dict[str, Any]:
+    """Mean of ``metric`` per gate over the records under ``results`` (ok runs only), with the
+    seeds' count and the device the records name."""
+    from suite.runs.records import iter_records
+
+    found: dict[str, list[float]] = {}
+    devices: set[str] = set()
+    for record in iter_records(results):
+        if record.ok and record.task.id == task and metric in record.metrics:
+            found.setdefault(record.gate.id, []).append(record.metrics[metric])
+            devices.add(record.provenance.device)
+    return {
+        "metric": metric,
+        "devices": sorted(devices),
+        "gates": {g: {"mean": sum(v) / len(v), "n": len(v)} for g, v in sorted(found.items())},
+    }
+
+
+def item_commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
+    """Each item's commands, in order."""
+    out = args.out
+    t6_task, t6_gates = TABLE6
+    t5_task, t5_gates = TABLE5
+    moe = ["-m", "suite.bench", "--only-moe", "--device", args.device]
+    return {
+        "env": [_python("-c", ENV_PROBE)],
+        "moe": [_python(*moe, "--out", str(out / "bench.json"))],
+        "table6": [_sweep(t6_task, t6_gates, args, out / "table6")],
+        "table5": [
+            _sweep(t5_task, t5_gates, args, out / "table5"),
+            _sweep(t5_task, [], args, out / "table5"),  # the other routers; the 9 are cached
+        ],
+        "tests": [_python("-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider")],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m suite.bench_gpu", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for logs and results")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--profile", default="paper", help="smoke to try the script on CPU")
+    parser.add_argument("--items", nargs="*", choices=ITEMS, default=list(ITEMS))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"device": args.device, "profile": args.profile, "items": {}}
+    commands = item_commands(args)
+    for item in args.items:
+        runs = []
+        for i, cmd in enumerate(commands[item]):
+            log = args.out / (f"{item}.log" if i == 0 else f"{item}-{i + 1}.log")
+            print(f"[{item}] {' '.join(cmd[1:])}", flush=True)
+            status, seconds = _run(cmd, log, LIMITS_S[item])
+            runs.append({"status": status, "seconds": round(seconds, 2), "log": log.name})
+            print(f"[{item}] exit {status} after {seconds:.1f} s ({log})", flush=True)
+        entry: dict[str, Any] = {"runs": runs}
+        if item == "env" and runs[0]["status"] == 0:
+            entry["found"] = json.loads((args.out / "env.log").read_text().strip().splitlines()[-1])
+        if item in HEADLINES:
+            task = TABLE6[0] if item == "table6" else TABLE5[0]
+            entry["headline"] = headline(args.out / item, task, HEADLINES[item])
+        summary["items"][item] = entry
+        (args.out / "gpu_checks.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
