@@ -28,6 +28,10 @@
 10. How an epoch's cost grows with sequence length and batch: ms per epoch and peak allocated
     memory of a few gates on ``transition/anticipation`` (paper profile) for T = 16 to 1024 at a
     fixed batch and B = 64 to 1024 at a fixed T (``suite.bench_scaling``).
+11. A facts seed's updaters over one data pass against each alone (``suite.bench_seeds``).
+12. Where the time goes: a sample of default-profile runs timed, their matrix products counted,
+    and the share of the time those products would take at this core's in-cache speed
+    (``suite.bench_roofline``).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -43,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from suite.bench_roofline import print_roofline, where_time_goes
 from suite.bench_scaling import print_scaling, scaling_costs
 from suite.bench_seeds import print_seed_costs, print_shared_pass, seed_costs, shared_pass_costs
 from suite.bench_sweeps import (
@@ -210,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out under scaling_ms, keeping the file's other items",
     )
     parser.add_argument(
+        "--only-roofline",
+        action="store_true",
+        help="measure only where a sample of runs' time goes (item 12) and store it in --out "
+        "under roofline, keeping the file's other items",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="where --only-moe times the expert layers (cuda: stored as moe_latency_ms_cuda)",
@@ -249,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         scaling = scaling_costs()
         print_scaling(scaling)
         update_report(args.out, "scaling_ms", scaling)
+        return 0
+    if args.only_roofline:
+        roofline = where_time_goes()
+        print_roofline(roofline)
+        update_report(args.out, "roofline", roofline)
         return 0
     if args.only_moe:
         kind = torch.device(args.device).type
@@ -304,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     print_scaling(scaling)
     report["shared_pass_s"] = shared = shared_pass_costs()
     print_shared_pass(shared)
+    report["roofline"] = roofline = where_time_goes()
+    print_roofline(roofline)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

@@ -63,6 +63,13 @@ ABOUT = {
         "(default profile): each on its own, and all in one job that reads each batch through "
         "the frozen trunk once; the metrics must be the same.",
     ),
+    "roofline": (
+        "Where a run's time goes",
+        "A sample of default-profile runs on one thread: seconds, the GFLOP of their matrix "
+        "products (torch's FLOP counter, forward and backward), and the share of the run those "
+        "products would take at this core's speed on a typical in-cache product (peak_gflops); "
+        "the rest is elementwise work, the optimiser, data and per-operator overhead.",
+    ),
     "proxy_overhead": (
         "An untrusted gate in its own process",
         "The example submission trained in the harness's process and behind the proxy "
