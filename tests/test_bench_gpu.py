@@ -66,3 +66,11 @@ def test_the_whole_script_runs_small_on_cpu(tmp_path):
     assert len(summary["items"]["table5"]["headline"]["gates"]) >= len(bench_gpu.TABLE5[1])
     assert set(summary["items"]["table6"]["headline"]["gates"]) == set(bench_gpu.TABLE6[1])
     assert "moe_latency_ms" in json.loads((out / "bench.json").read_text())
+
+
+def test_items_past_the_whole_budget_are_skipped_and_say_so(tmp_path):
+    out = tmp_path / "checks"
+    argv = ["--out", str(out), "--device", "cpu", "--items", "env", "--budget-s", "5"]
+    assert bench_gpu.main(argv) == 0
+    run = json.loads((out / "gpu_checks.json").read_text())["items"]["env"]["runs"][0]
+    assert run["status"] is None and "budget" in run["skipped"]
