@@ -4,6 +4,8 @@ Table 5 sweep through the real runner, an untrusted gate behind its proxy, and D
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -155,6 +157,23 @@ def dask_speed_up(rounds: int = 2) -> dict[str, object]:
         "speed_up": one / two,
         "rounds": [{"one_worker": a, "two_workers": b} for a, b in zip(ones, twos, strict=True)],
     }
+
+
+def table5_command_time(workers: int, gates: list[str] = (), profile: str = "paper") -> float:
+    """Seconds for ``gatebench run --task transition/anticipation --profile paper --seeds 5
+    --workers N`` as a user types it (its own interpreter, from a fresh results folder): without
+    ``gates`` it runs every registered router and the submissions, as the command does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "suite.cli", "run", "--task", TASK, "--profile", profile]
+        cmd += ["--seeds", "5", "--workers", str(workers), "--results", tmp, "--quiet"]
+        cmd += ["--strict", *(arg for g in gates for arg in ("--gate", g))]
+        started = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"the Table 5 command failed ({done.returncode}): {' / '.join(tail)}")
+    return wall
 
 
 def ablation_wall_time(workers: int) -> float:

@@ -90,6 +90,12 @@ ABOUT = {
         "Seconds for the paper profile of transition/anticipation (9 gates × 5 seeds × 800 "
         "epochs) through the real runner, from a fresh results folder.",
     ),
+    "table5_all_routers_s": (
+        "Table 5's command with every router",
+        "Seconds for `gatebench run --task transition/anticipation --profile paper --seeds 5 "
+        "--workers N` as typed, without --gate: every registered router that supports the task "
+        "(ceilings included) and the submissions, from a fresh results folder.",
+    ),
 }
 
 
