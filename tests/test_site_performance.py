@@ -122,3 +122,20 @@ def test_a_malformed_dask_item_is_shown_not_a_crash():
     (section,) = bench_sections(odd)
     assert section.key == "dask_s" and "speed_up" not in [row[0] for row in section.rows]
     assert ["rounds", ""] in [row[:2] for row in section.rows]  # nothing readable: an empty cell
+
+
+def test_this_sessions_items_have_their_titles_and_a_row_per_run():
+    report = {
+        "roofline": {
+            "lm/char-switch × softmax": {"seconds": 0.79, "gflop": 11.0, "matmul_share": 0.18},
+            "facts/sliding-window × lerp": {"seconds": 2.19, "gflop": 36.2, "matmul_share": 0.21},
+        },
+        "moe_latency_ms_cuda": {"E=2, k=1": {"top-k batched": {"ms": 0.5}}},
+        "table5_all_routers_s": 139.0,
+    }
+    sections = {s.key: s for s in bench_sections(report)}
+    assert sections["roofline"].title == "Where a run's time goes"
+    assert [row[0] for row in sections["roofline"].rows] == list(report["roofline"])
+    assert sections["roofline"].columns == ["", "seconds", "gflop", "matmul_share"]
+    assert "GPU" in sections["moe_latency_ms_cuda"].title
+    assert sections["table5_all_routers_s"].rows == [["139"]]
