@@ -63,9 +63,7 @@ def _run(cmd: list[str], log: Path, limit: float) -> tuple[int, float]:
     ``limit`` (its process group is killed)."""
     started = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             status = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:

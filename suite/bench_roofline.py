@@ -89,11 +89,11 @@ def where_time_goes(
     return runs
 
 
-def print_roofline(found: dict[str, dict[str, float]]) -> None:
+def print_roofline(found: dict[str, dict[str, float]], profile: str = "default") -> None:
     m, k, n = SHAPE
     peak = next(iter(found.values()))["peak_gflops"]
     print(
-        f"\nWhere the time goes (default profile, one thread): this core multiplies "
+        f"\nWhere the time goes ({profile} profile, one thread): this core multiplies "
         f"{m}×{k} by {k}×{n} at {peak:.1f} GFLOP/s in cache"
     )
     print(f"  {'run':<44} {'s':>6} {'GFLOP':>8} {'GFLOP/s':>8} {'matmul share':>13}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from suite.gates.entries import get_gate
@@ -159,7 +160,7 @@ def dask_speed_up(rounds: int = 2) -> dict[str, object]:
     }
 
 
-def table5_command_time(workers: int, gates: list[str] = (), profile: str = "paper") -> float:
+def table5_command_time(workers: int, gates: Sequence[str] = (), profile: str = "paper") -> float:
     """Seconds for ``gatebench run --task transition/anticipation --profile paper --seeds 5
     --workers N`` as a user types it (its own interpreter, from a fresh results folder): without
     ``gates`` it runs every registered router and the submissions, as the command does."""

@@ -19,5 +19,6 @@ def test_the_counted_products_of_a_linear_gate_are_its_forward_and_weight_gradie
     assert row["gflop"] == pytest.approx(expected / 1e9)
     assert row["seconds"] > 0 and row["peak_gflops"] > 0
     assert row["matmul_share"] == pytest.approx(row["gflop"] / row["peak_gflops"] / row["seconds"])
-    print_roofline(found)
-    assert "affinity" in capsys.readouterr().out
+    print_roofline(found, "smoke")
+    printed = capsys.readouterr().out
+    assert "affinity" in printed and "smoke profile" in printed
