@@ -10,10 +10,14 @@
 4. ``table5``: Table 5's paper profile (``transition/anticipation``, its 9 gates × 5 seeds × 800
    epochs) through the runner, timed, and then the task's other routers;
 5. ``tests``: the tests marked ``gpu`` (a CUDA run repeats bit for bit; it agrees with a CPU
-   run).
+   run);
+6. ``facts``: the paper profile of ``facts/sliding-window`` (every updater × 5 seeds, frozen
+   bases pre-trained first) with what is left of the budget; cut short, its log and records
+   say how far it got.
 
-Each item's output goes to ``DIR/<item>.log``; ``DIR/gpu_checks.json`` holds every item's
-exit status, seconds and headline numbers, written after each item so that a run cut short
+Every command's output goes to ``DIR/checks.log`` under a header line naming it (one file: a
+lent machine sends back only a few); ``DIR/gpu_checks.json`` holds every item's exit status,
+seconds and headline numbers, written after each item so that a run cut short
 keeps what it finished. ``--budget-s`` bounds the whole (default 540 s, inside a lent machine's
 10-minute command): each command gets what is left of it at most, and an item that would start
 with under 20 s left is skipped and says so. ``--device cpu --profile smoke`` runs the same
@@ -36,10 +40,15 @@ TABLE5 = (
     "transition/anticipation",
     ["affinity", "beta", "pi", "ant", "beta+pi", "beta+ant", "pi+ant", "beta+pi+ant", "oracle"],
 )
-ITEMS = ("env", "moe", "table6", "table5", "tests")
-LIMITS_S = {"env": 60, "moe": 120, "table6": 240, "table5": 180, "tests": 180}
+FACTS = "facts/sliding-window"
+ITEMS = ("env", "moe", "table6", "table5", "tests", "facts")
+LIMITS_S = {"env": 60, "moe": 120, "table6": 240, "table5": 180, "tests": 180, "facts": 600}
 MIN_START_S = 20.0
-HEADLINES = {"table6": "bpc_transition", "table5": "acc_transition"}
+HEADLINES = {
+    "table6": (TABLE6[0], "bpc_transition"),
+    "table5": (TABLE5[0], "acc_transition"),
+    "facts": (FACTS, "acc_persistent"),
+}
 
 ENV_PROBE = """
 import json, torch
@@ -59,10 +68,10 @@ def _python(*args: str) -> list[str]:
 
 
 def _run(cmd: list[str], log: Path, limit: float) -> tuple[int, float]:
-    """Run ``cmd`` with its output in ``log``; (exit status, seconds). 124 where it ran past
-    ``limit`` (its process group is killed)."""
+    """Run ``cmd`` with its output appended to ``log``; (exit status, seconds). 124 where it ran
+    past ``limit`` (its process group is killed)."""
     started = time.perf_counter()
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             status = proc.wait(timeout=limit)
@@ -114,6 +123,7 @@ def item_commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
             _sweep(t5_task, [], args, out / "table5"),  # the other routers; the 9 are cached
         ],
         "tests": [_python("-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider")],
+        "facts": [_sweep(FACTS, [], args, out / "facts")],
     }
 
 
@@ -127,27 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "checks.log"
+    log.write_text("")
     summary: dict[str, Any] = {"device": args.device, "profile": args.profile, "items": {}}
     commands = item_commands(args)
     for item in args.items:
         runs = []
-        for i, cmd in enumerate(commands[item]):
-            log = args.out / (f"{item}.log" if i == 0 else f"{item}-{i + 1}.log")
+        for cmd in commands[item]:
             left = deadline - time.monotonic()
             if left < MIN_START_S:
                 runs.append({"status": None, "skipped": f"{left:.0f} s of the budget left"})
                 print(f"[{item}] skipped: {left:.0f} s of the budget left", flush=True)
                 continue
-            print(f"[{item}] {' '.join(cmd[1:])}", flush=True)
+            header = f"[{item}] {' '.join(cmd[1:])}"
+            print(header, flush=True)
+            with log.open("a") as out:
+                out.write(f"\n{header}\n")
             status, seconds = _run(cmd, log, min(LIMITS_S[item], left))
-            runs.append({"status": status, "seconds": round(seconds, 2), "log": log.name})
-            print(f"[{item}] exit {status} after {seconds:.1f} s ({log})", flush=True)
+            runs.append({"status": status, "seconds": round(seconds, 2)})
+            print(f"[{item}] exit {status} after {seconds:.1f} s", flush=True)
         entry: dict[str, Any] = {"runs": runs}
         if item == "env" and runs[0].get("status") == 0:
-            entry["found"] = json.loads((args.out / "env.log").read_text().strip().splitlines()[-1])
+            entry["found"] = json.loads(log.read_text().strip().splitlines()[-1])
         if item in HEADLINES:
-            task = TABLE6[0] if item == "table6" else TABLE5[0]
-            entry["headline"] = headline(args.out / item, task, HEADLINES[item])
+            entry["headline"] = headline(args.out / item, *HEADLINES[item])
         summary["items"][item] = entry
         (args.out / "gpu_checks.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))

@@ -29,7 +29,7 @@ def test_every_item_is_a_command_of_this_python_and_the_sweeps_name_the_device(t
     assert list(commands) == list(bench_gpu.ITEMS)
     for runs in commands.values():
         assert runs and all(cmd[0] == sys.executable for cmd in runs)
-    for item in ("table5", "table6"):
+    for item in ("table5", "table6", "facts"):
         for cmd in commands[item]:
             assert cmd[cmd.index("--device") + 1] == "cuda"
             assert cmd[cmd.index("--profile") + 1] == "paper"
