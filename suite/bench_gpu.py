@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,24 @@ def _run(cmd: list[str], log: Path, limit: float) -> tuple[int, float]:
     return status, time.perf_counter() - started
 
 
-def _sweep(task: str, gates: list[str], args: argparse.Namespace, results: Path) -> list[str]:
-    cmd = ["-m", "suite.cli", "run", "--task", task, "--profile", args.profile, "--quiet"]
-    cmd += ["--seeds", "5", "--workers", "1", "--device", args.device, "--results", str(results)]
-    for gate in gates:
-        cmd += ["--gate", gate]
+def run_command(
+    task: str,
+    gates: Sequence[str],
+    profile: str,
+    results: Path | str,
+    workers: int = 1,
+    device: str = "cpu",
+) -> list[str]:
+    """``gatebench run`` as a user types it, with this interpreter: 5 seeds, ``--quiet``; every
+    registered gate and the submissions where ``gates`` is empty."""
+    cmd = ["-m", "suite.cli", "run", "--task", task, "--profile", profile, "--quiet"]
+    cmd += ["--seeds", "5", "--workers", str(workers), "--device", device]
+    cmd += ["--results", str(results), *(arg for g in gates for arg in ("--gate", g))]
     return _python(*cmd)
+
+
+def _sweep(task: str, gates: list[str], args: argparse.Namespace, results: Path) -> list[str]:
+    return run_command(task, gates, args.profile, results, device=args.device)
 
 
 def headline(results: Path, task: str, metric: str) -> dict[str, Any]:

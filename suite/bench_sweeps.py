@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -164,10 +163,10 @@ def table5_command_time(workers: int, gates: Sequence[str] = (), profile: str = 
     """Seconds for ``gatebench run --task transition/anticipation --profile paper --seeds 5
     --workers N`` as a user types it (its own interpreter, from a fresh results folder): without
     ``gates`` it runs every registered router and the submissions, as the command does."""
+    from suite.bench_gpu import run_command
+
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "suite.cli", "run", "--task", TASK, "--profile", profile]
-        cmd += ["--seeds", "5", "--workers", str(workers), "--results", tmp, "--quiet"]
-        cmd += ["--strict", *(arg for g in gates for arg in ("--gate", g))]
+        cmd = [*run_command(TASK, gates, profile, tmp, workers), "--strict"]
         started = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - started
