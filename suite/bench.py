@@ -32,6 +32,8 @@
 12. Where the time goes: a sample of default-profile runs timed, their matrix products counted,
     and the share of the time those products would take at this core's in-cache speed
     (``suite.bench_roofline``).
+13. What fusing operators would buy: a training step eager against ``torch.compile``, and torch's
+    softmax over a few experts against exp/sum written out (``suite.bench_fusion``).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -47,6 +49,7 @@ from pathlib import Path
 
 import torch
 
+from suite.bench_fusion import fusion_costs, print_fusion
 from suite.bench_roofline import print_roofline, where_time_goes
 from suite.bench_scaling import print_scaling, scaling_costs
 from suite.bench_seeds import print_seed_costs, print_shared_pass, seed_costs, shared_pass_costs
@@ -222,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         "under roofline, keeping the file's other items",
     )
     parser.add_argument(
+        "--only-fusion",
+        action="store_true",
+        help="measure only what fusing operators would buy (item 13) and store it in --out, "
+        "keeping the file's other items",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="where --only-moe times the expert layers (cuda: stored as moe_latency_ms_cuda)",
@@ -266,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         roofline = where_time_goes()
         print_roofline(roofline)
         update_report(args.out, "roofline", roofline)
+        return 0
+    if args.only_fusion:
+        fusion = fusion_costs()
+        print_fusion(fusion)
+        for key, value in fusion.items():
+            update_report(args.out, key, value)
         return 0
     if args.only_moe:
         kind = torch.device(args.device).type
@@ -323,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     print_shared_pass(shared)
     report["roofline"] = roofline = where_time_goes()
     print_roofline(roofline)
+    report.update(fusion := fusion_costs())
+    print_fusion(fusion)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

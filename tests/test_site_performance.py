@@ -139,3 +139,19 @@ def test_this_sessions_items_have_their_titles_and_a_row_per_run():
     assert sections["roofline"].columns == ["", "seconds", "gflop", "matmul_share"]
     assert "GPU" in sections["moe_latency_ms_cuda"].title
     assert sections["table5_all_routers_s"].rows == [["139"]]
+
+
+def test_the_fusion_items_are_one_table_each_with_ratios_marked():
+    report = {
+        "compiled_step_ms": {
+            "beta+ant": {"eager_ms": 5.47, "compiled_ms": 8.9, "compile_s": 4.3, "ratio": 1.63},
+            "gru": {"eager_ms": 6.6, "error": "RuntimeError: no compiler"},
+        },
+        "softmax_ms": {"512×12×4": {"torch_ms": 0.49, "written_ms": 0.11}},
+    }
+    sections = {s.key: s for s in bench_sections(report)}
+    compiled = sections["compiled_step_ms"]
+    assert compiled.title == "A compiler fusing operators"
+    assert compiled.columns == ["", "eager_ms", "compiled_ms", "compile_s", "ratio", "error"]
+    assert compiled.rows[0][4] == "1.63×" and compiled.rows[1][2] == "n/a"
+    assert sections["softmax_ms"].rows == [["512×12×4", "0.49", "0.11"]]

@@ -70,6 +70,18 @@ ABOUT = {
         "products would take at this core's speed on a typical in-cache product (peak_gflops); "
         "the rest is elementwise work, the optimiser, data and per-operator overhead.",
     ),
+    "compiled_step_ms": (
+        "A compiler fusing operators",
+        "One training step (forward and backward) of a few routers at Table 5's shape on one "
+        "thread, eager against torch.compile (inductor): milliseconds, compiled over eager "
+        "(below 1 is faster), the cold compile's seconds and the largest difference of the loss.",
+    ),
+    "softmax_ms": (
+        "Softmax over a few experts",
+        "torch's softmax over a short last axis (B×T×E) against exp(x − max) / sum written out, "
+        "forward and forward + backward milliseconds on one thread, and their largest difference "
+        "(why the families score with x − logsumexp x).",
+    ),
     "proxy_overhead": (
         "An untrusted gate in its own process",
         "The example submission trained in the harness's process and behind the proxy "
