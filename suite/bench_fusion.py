@@ -12,7 +12,7 @@ measures that instead of assuming it, at Table 5's shape (batch 512, T = 12, d 1
    difference: the families already score with ``x - logsumexp(x)`` for this reason.
 
 Neither is applied to the runs: both change the numbers' last bits (item 2's difference is shown),
-and item 1 is slower, not faster, here (see the README).
+and item 1 makes most gates' steps slower here, not faster (see the README).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _median_ms(fn: Callable[[], Any], min_run_time: float) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def _training_step(gate: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor):
+def _training_step(
+    gate: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor
+) -> Callable[[], torch.Tensor]:
     def loss() -> torch.Tensor:
         logits = gate(x).logits
         logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
