@@ -72,7 +72,7 @@ from suite.runs.setup import default_workers
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.families.lm.efficiency import moe_latency, print_moe
 from suite.tasks.family import RunContext, get_family
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_task
 
 
 class StepLoop(RouterGate):
@@ -96,7 +96,7 @@ class StepLoop(RouterGate):
 def epoch_cost(gate_id: str, epochs: int, per_step: bool) -> float:
     """Milliseconds per training epoch (data, forward, loss, backward, Adam, observe, metrics) in
     the family's own training loop, at the paper profile's batch and length."""
-    base = next(t for t in load_all_tasks() if t.id == TASK).for_profile("paper")
+    base = load_task(TASK, "paper")
     spec = base.model_copy(
         update={"train": base.train.model_copy(update={"epochs": epochs, "eval_window": 1})}
     )
@@ -147,7 +147,7 @@ def updater_step_ms(gate_id: str, steps: tuple[int, int] = (5, 25), repeats: int
     ``repeats`` pairs (one pair's difference varied by a third from run to run)."""
     from suite.tasks.families.facts.pretrain import ACCURACY_KEY, build_base
 
-    paper = next(t for t in load_all_tasks() if t.id == FACTS_TASK).for_profile("paper")
+    paper = load_task(FACTS_TASK, "paper")
     family = get_family(paper.family)
     seeds = RunSeeds(0, FACTS_TASK, 0)
     with seeded_global_rng(seeds.derive("bench")):  # speed does not depend on trained weights

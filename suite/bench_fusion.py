@@ -17,30 +17,24 @@ and item 1 makes most gates' steps slower here, not faster (see the README).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import torch
 
+from suite.bench_roofline import median_ms
 from suite.gates.entries import get_gate
 from suite.tasks.family import get_family
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_task
 
 TASK = "transition/anticipation"
 COMPILE_GATES = ("affinity", "beta+ant", "causal-attention", "gru")
 SOFTMAX_SHAPES = ((512, 12, 4), (512, 12, 12), (256, 63, 5))
-
-
-def _median_ms(fn: Callable[[], Any], min_run_time: float) -> float:
-    from torch.utils import benchmark
-
-    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=1)
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def _training_step(
@@ -63,27 +57,17 @@ def compiled_steps(
     """{gate: {eager_ms, compiled_ms, compile_s, ratio, max_abs_diff}}, or {gate: {error}} where
     compiling fails (no C++ compiler, an operator inductor cannot lower). Inductor's on-disk
     cache is pointed at an empty folder for the call, so ``compile_s`` is a cold compile."""
-    with tempfile.TemporaryDirectory() as cache, _environ("TORCHINDUCTOR_CACHE_DIR", cache):
+    with (
+        tempfile.TemporaryDirectory() as cache,
+        mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}),
+    ):
         return _compiled_steps(gates, profile, batch, min_run_time)
-
-
-@contextlib.contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def _compiled_steps(
     gates: tuple[str, ...], profile: str, batch: int | None, min_run_time: float
 ) -> dict[str, dict[str, Any]]:
-    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile(profile)
+    spec = load_task(TASK, profile)
     info = get_family(spec.family).task_info(spec)
     B = batch or spec.train.batch_size
     generator = torch.Generator().manual_seed(0)
@@ -94,7 +78,7 @@ def _compiled_steps(
         torch.manual_seed(0)
         gate = get_gate(gate_id).build(info)
         eager = _training_step(gate, x, targets)
-        eager_ms = _median_ms(lambda eager=eager: eager().backward(), min_run_time)
+        eager_ms = median_ms(lambda eager=eager: eager().backward(), min_run_time)
         twin = copy.deepcopy(gate)
         torch._dynamo.reset()
         try:
@@ -103,7 +87,7 @@ def _compiled_steps(
             first = compiled()
             first.backward()
             compile_s = time.perf_counter() - started
-            compiled_ms = _median_ms(lambda c=compiled: c().backward(), min_run_time)
+            compiled_ms = median_ms(lambda c=compiled: c().backward(), min_run_time)
         except Exception as exc:  # no compiler here: say so, the other items go on
             found[gate_id] = {"eager_ms": eager_ms, "error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
@@ -145,8 +129,8 @@ def _softmax_row(s: torch.Tensor, grad: torch.Tensor, min_run_time: float) -> di
     row: dict[str, float] = {}
     for name, fn in (("torch", torchs), ("written", _written_out)):
         with torch.no_grad():
-            row[f"{name}_ms"] = _median_ms(lambda fn=fn: fn(s), min_run_time)
-        row[f"{name}_fwd_bwd_ms"] = _median_ms(lambda fn=fn: fn(s).backward(grad), min_run_time)
+            row[f"{name}_ms"] = median_ms(lambda fn=fn: fn(s), min_run_time)
+        row[f"{name}_fwd_bwd_ms"] = median_ms(lambda fn=fn: fn(s).backward(grad), min_run_time)
     with torch.no_grad():
         row["max_abs_diff"] = float((torchs(s) - _written_out(s)).abs().max())
     return row

@@ -15,6 +15,7 @@ per-operator overhead.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from suite.gates.entries import get_gate
 from suite.runs.allocator import pin_malloc_thresholds
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.family import RunContext, get_family
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_task
 
 SAMPLES = (
     ("transition/anticipation", "affinity"),
@@ -37,17 +38,22 @@ SAMPLES = (
 SHAPE = (6144, 16, 64)
 
 
-def matmul_gflops(m: int, k: int, n: int, min_run_time: float = 0.5) -> float:
-    """GFLOP/s of one (m × k) @ (k × n) product on one thread, in cache."""
+def median_ms(fn: Callable[[], Any], min_run_time: float) -> float:
+    """Milliseconds per call of ``fn`` on one thread: ``torch.utils.benchmark``'s median."""
     from torch.utils import benchmark
 
+    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=1)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def matmul_gflops(m: int, k: int, n: int, min_run_time: float = 0.5) -> float:
+    """GFLOP/s of one (m × k) @ (k × n) product on one thread, in cache."""
     a, b = torch.randn(m, k), torch.randn(k, n)
-    timer = benchmark.Timer("a @ b", globals={"a": a, "b": b}, num_threads=1)
-    return 2 * m * k * n / timer.blocked_autorange(min_run_time=min_run_time).median / 1e9
+    return 2 * m * k * n / median_ms(lambda: a @ b, min_run_time) / 1e6
 
 
 def _runner(task_id: str, gate_id: str, profile: str) -> Any:
-    spec = next(t for t in load_all_tasks() if t.id == task_id).for_profile(profile)
+    spec = load_task(task_id, profile)
     family = get_family(spec.family)
     seeds = RunSeeds(spec.master_seed, task_id, 0)
     artifact = family.prepare(spec, seeds) if family.prepares else None

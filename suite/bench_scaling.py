@@ -39,7 +39,7 @@ from torch.profiler import ProfilerActivity, profile
 from suite.gates.entries import get_gate
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.family import RunContext, get_family
-from suite.tasks.loading import load_all_tasks, select_tasks
+from suite.tasks.loading import load_task
 
 TASK = "transition/anticipation"
 GATES = ("affinity", "beta", "beta+ant")
@@ -106,7 +106,7 @@ def scaling_costs(
     epochs: int = 20,
 ) -> dict[str, dict]:
     """ms per epoch and peak MiB per gate along T (at ``fixed_batch``) and B (at ``fixed_T``)."""
-    base = select_tasks(load_all_tasks(), [TASK])[0].for_profile("paper")
+    base = load_task(TASK, "paper")
     measured: dict[tuple[str, int, int], dict[str, float]] = {}
 
     def cost(gate_id: str, T: int, batch: int) -> dict[str, float]:

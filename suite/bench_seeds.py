@@ -15,7 +15,7 @@ from suite.gates.entries import get_gate
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks import seed_stack
 from suite.tasks.family import RunContext, get_family
-from suite.tasks.loading import load_all_tasks, select_tasks
+from suite.tasks.loading import load_task
 
 TASK = "transition/anticipation"
 GATES = ("affinity", "beta", "beta+ant")
@@ -43,7 +43,7 @@ def seed_costs(epochs: int = 100) -> dict[str, dict[str, float]]:
 
 
 def _seed_costs(epochs: int) -> dict[str, dict[str, float]]:
-    base = select_tasks(load_all_tasks(), [TASK])[0].for_profile("paper")
+    base = load_task(TASK, "paper")
     train = base.train.model_copy(update={"epochs": epochs, "eval_window": min(10, epochs)})
     spec = base.model_copy(update={"train": train})
     found: dict[str, dict[str, float]] = {}
@@ -81,7 +81,7 @@ def shared_pass_costs() -> dict[str, float]:
     updater; one warm process, a warm-up run first). Same numbers, checked here too."""
     from suite.gates.entries import gates as registry
 
-    spec = select_tasks(load_all_tasks(), [SHARED_TASK])[0].for_profile("default")
+    spec = load_task(SHARED_TASK, "default")
     family = get_family(spec.family)
     info = family.task_info(spec)
     seeds = RunSeeds(spec.master_seed, spec.id, 0)

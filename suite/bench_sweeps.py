@@ -15,7 +15,7 @@ from suite.runs.setup import SweepOptions
 from suite.runs.sweep import Sweep
 from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.family import RunContext, get_family
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_task
 
 TABLE5_GATES = [
     "affinity",
@@ -59,7 +59,7 @@ def proxy_overhead(repeats: int = 5) -> dict[str, float]:
     from suite.runs.executors import ProcessExecutor
     from suite.runs.hosts import start_forked
 
-    spec = next(t for t in load_all_tasks() if t.id == TASK).for_profile("default")
+    spec = load_task(TASK, "default")
     family = get_family(spec.family)
     info = family.task_info(spec)
     seeds = RunSeeds(spec.master_seed, TASK, 0)
@@ -113,7 +113,7 @@ def dask_wall_time(workers: int) -> float:
     whose workers preload GateBench's modules as `dask worker --preload suite.runs.warm` does)."""
     from distributed import Client, LocalCluster
 
-    tasks = [t for t in load_all_tasks() if t.id == TASK]
+    tasks = [load_task(TASK)]
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
@@ -177,7 +177,7 @@ def table5_command_time(workers: int, gates: Sequence[str] = (), profile: str = 
 
 
 def ablation_wall_time(workers: int) -> float:
-    tasks = [t for t in load_all_tasks() if t.id == TASK]
+    tasks = [load_task(TASK)]
     with tempfile.TemporaryDirectory() as tmp:
         options = SweepOptions(profile="paper", results=Path(tmp), workers=workers)
         started = time.perf_counter()

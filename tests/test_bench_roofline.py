@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from suite.bench_roofline import print_roofline, where_time_goes
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_task
 
 
 def test_the_counted_products_of_a_linear_gate_are_its_forward_and_weight_gradient(capsys):
     task = "transition/anticipation"
     found = where_time_goes(((task, "affinity"),), profile="smoke")
     row = found[f"{task} × affinity"]
-    spec = next(t for t in load_all_tasks() if t.id == task).for_profile("smoke")
+    spec = load_task(task, "smoke")
     tokens = spec.train.batch_size * spec.data.seq_len
     # each epoch: x @ W (2·N·D·E) and the weight's gradient (2·N·D·E); x takes no gradient
     expected = spec.train.epochs * 4 * tokens * spec.data.d_model * spec.model.n_experts

@@ -205,3 +205,14 @@ def test_every_gate_a_spec_names_is_registered(tasks):
             named |= {claim.gate, claim.versus}
         unknown = sorted(n for n in named if n is not None and n not in registered)
         assert not unknown, f"{task.id} names gates that are not registered: {unknown}"
+
+
+def test_one_task_is_loaded_by_its_exact_id_and_a_group_or_unknown_id_is_an_error():
+    from suite.tasks.loading import load_task
+
+    spec = load_task("transition/anticipation", "smoke")
+    assert spec.id == "transition/anticipation" and spec.train.epochs == 40
+    with pytest.raises(SpecError, match="group of tasks"):
+        load_task("transition/")
+    with pytest.raises(SpecError, match="Unknown task"):
+        load_task("transition/anticipaton")

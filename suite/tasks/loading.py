@@ -151,6 +151,15 @@ def load_all_tasks(specs_dir: Path | None = None) -> list[TaskSpec]:
     return tasks
 
 
+def load_task(task_id: str, profile: str | None = None) -> TaskSpec:
+    """One task by its exact id, resolved for ``profile`` where given (the bench's and tests'
+    way to one spec); an unknown id is an error that says so."""
+    spec = next((t for t in select_tasks(load_all_tasks(), [task_id]) if t.id == task_id), None)
+    if spec is None:
+        raise SpecError(f"'{task_id}' names a group of tasks, not one task.")
+    return spec.for_profile(profile) if profile else spec
+
+
 def select_tasks(
     tasks: Sequence[TaskSpec], ids: Iterable[str] = (), family: str | None = None
 ) -> list[TaskSpec]:
