@@ -80,6 +80,7 @@ def domain_signals(generator: dict[str, Any]) -> Tensor:
 )
 class BayesFilter(RouterGate):
     ceiling: ClassVar[bool] = True
+    bayes_optimal: ClassVar[bool] = True
 
     def __init__(self, info: TaskInfo, at_transition: bool = False) -> None:
         super().__init__(info)

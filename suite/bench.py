@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         "keeping the file's other items",
     )
     parser.add_argument(
+        "--only-hf",
+        action="store_true",
+        help="measure only the transformers bridge's cost against the model's own router "
+        "(item 14) and store it in --out, keeping the file's other items",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="where --only-moe times the expert layers (cuda: stored as moe_latency_ms_cuda)",
@@ -281,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         print_fusion(fusion)
         for key, value in fusion.items():
             update_report(args.out, key, value)
+        return 0
+    if args.only_hf:
+        from suite.bench_hf import hf_bridge_costs, print_hf_bridge
+
+        kind = torch.device(args.device).type
+        bridge = hf_bridge_costs(device=args.device)
+        print_hf_bridge(bridge)
+        update_report(args.out, "hf_bridge_ms" + ("" if kind == "cpu" else f"_{kind}"), bridge)
         return 0
     if args.only_moe:
         kind = torch.device(args.device).type
@@ -340,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     print_roofline(roofline)
     report.update(fusion := fusion_costs())
     print_fusion(fusion)
+    from suite.bench_hf import hf_bridge_costs, print_hf_bridge
+
+    report["hf_bridge_ms"] = bridge = hf_bridge_costs()
+    print_hf_bridge(bridge)
     if not args.skip_sweep:
         workers = default_workers()
         wall = ablation_wall_time(workers)

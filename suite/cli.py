@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suite.errors import GateBenchError
-from suite.runs.salt import SALT_FILE_HELP, SALT_HELP, resolve_salt
+from suite.runs.salt import SALT_FILE_HELP, SALT_HELP, SUBMIT_SALT_HELP, resolve_salt
 from suite.tasks.spec import PROFILES
 
 
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         "with neither, --executor dask starts a LocalCluster)",
     )
     run.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
-    run.add_argument("--salt", default="public", help=SALT_HELP)
+    run.add_argument("--salt", help=SALT_HELP)
     run.add_argument("--salt-file", type=Path, help=SALT_FILE_HELP)
     run.add_argument(
         "--isolate-baselines",
@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     submit.add_argument("--results", type=Path, default=Path("results"))
     submit.add_argument("--time-limit", type=float, help="seconds per run, overriding the specs")
-    submit.add_argument("--salt", default="public", help=SALT_HELP)
+    submit.add_argument("--salt", help=SUBMIT_SALT_HELP)
     submit.add_argument("--salt-file", type=Path, help=SALT_FILE_HELP)
     submit.add_argument("--no-site", action="store_true", help="do not re-render the site")
 
@@ -194,15 +194,23 @@ def _list(args: argparse.Namespace) -> int:
 def _print_report(
     results: Path, fmt: str, profile: str | None = None, task_ids: Sequence[str] = ()
 ) -> None:
-    from suite.results.aggregate import array_rows, report_rows
+    from suite.results.findings import finding_lines, finding_rows, judge_findings
     from suite.results.loading import load_results
     from suite.results.report import render_text
+    from suite.results.rows import array_rows, report_rows
+    from suite.website.exports import claim_rows
 
     agg, _ = load_results(results, profile, task_ids)
+    findings = judge_findings(agg)
     if fmt == "json":
-        print(json.dumps(report_rows(agg) + array_rows(agg), indent=1))
+        claims = [{"row": "claim", **row} for row in claim_rows(agg)]
+        rows = report_rows(agg) + array_rows(agg) + claims + finding_rows(findings)
+        print(json.dumps(rows, indent=1))
     else:
-        print(render_text(agg))
+        text = render_text(agg)
+        if agg.tasks and findings:
+            text += "\n\n" + "\n".join(finding_lines(findings))
+        print(text)
 
 
 def _executor(args: argparse.Namespace) -> str:
@@ -296,7 +304,7 @@ def _submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         results=args.results,
         command="gatebench " + " ".join(shlex.quote(a) for a in argv),
         time_limit_s=args.time_limit,
-        salt=resolve_salt(args.salt, args.salt_file, args.results),
+        salt=resolve_salt(args.salt, args.salt_file, args.results, default="leaderboard"),
     )
     result = submit(args.path, options, lambda msg: print(msg, file=sys.stderr, flush=True))
     print()

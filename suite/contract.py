@@ -185,6 +185,10 @@ class Gate(nn.Module):
     Bayes-optimal filter) or is trained outside the task's rules (all continual tasks at once);
     it is built with the family's ``ceiling_info``, shown, never ranked."""
 
+    bayes_optimal: ClassVar[bool] = False
+    """True for a ceiling that is the exact Bayes-optimal causal rule for the primary metric of
+    the tasks it supports: a gate whose interval lies beyond it is flagged, never ranked."""
+
     kind: ClassVar[str] = ""
     """The gate kind ("router", "updater", ...); set by each kind's base class."""
 

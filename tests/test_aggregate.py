@@ -81,7 +81,7 @@ def test_a_gate_that_fails_where_it_does_badly_is_shown_but_not_ranked():
     ]
     rows, _ = leaderboard(aggregate(records).tasks)
     by_gate = {r.gate.id: r for r in rows}
-    assert by_gate[best].rank is None and by_gate[best].incomplete == f"{failing} (partial)"
+    assert by_gate[best].rank is None and by_gate[best].unranked == f"{failing} (some seeds failed)"
     assert by_gate[best].n_tasks == 3  # its two good seeds there still count as scores
     assert rows[-1].gate.id == best  # after every ranked gate
     ranked = [r for r in rows if r.rank is not None]

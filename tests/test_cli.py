@@ -50,8 +50,13 @@ def test_run_then_report_json(tmp_path):
     assert "beta+ant" in run.stdout and "Δ vs affinity" in run.stdout  # the table
     assert "[4/4]" in run.stderr  # progress lines
     rows = json.loads(gatebench("report", "--results", str(results), "--format", "json").stdout)
-    assert rows and all(row.keys() >= REQUIRED_REPORT_KEYS for row in rows)
-    row = next(r for r in rows if r["gate"] == "beta+ant" and r["metric"] == "acc_transition")
+    results_rows = [r for r in rows if r["row"] == "result"]
+    assert results_rows and all(row.keys() >= REQUIRED_REPORT_KEYS for row in results_rows)
+    assert {r["row"] for r in rows} <= {"result", "array", "claim", "finding"}
+    assert all(r["seed_mode"] == "public" for r in results_rows)
+    row = next(
+        r for r in results_rows if r["gate"] == "beta+ant" and r["metric"] == "acc_transition"
+    )
     assert (
         row["n"] == 2 and row["status"] == "ok" and row["ci_low"] <= row["mean"] <= row["ci_high"]
     )

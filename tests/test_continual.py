@@ -210,7 +210,7 @@ def test_a_submitted_router_runs_on_a_sequence(tmp_path, tasks):
 
 
 def test_the_json_report_carries_the_matrices(sweep, tmp_path, smoke):
-    from suite.results.aggregate import array_rows
+    from suite.results.rows import array_rows
 
     _, records = sweep([KV], ["moe-lora"], results=tmp_path / "r")
     rows = {r["metric"]: r for r in array_rows(aggregate(records))}

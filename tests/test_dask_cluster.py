@@ -16,9 +16,9 @@ import pytest
 
 from suite.gates.entries import get_gate
 from suite.runs.records import iter_records
-from suite.runs.sandbox import landlock_abi
 from suite.runs.setup import SweepOptions
 from suite.runs.sweep import Sweep
+from tests.confinement import need_landlock
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -97,8 +97,8 @@ def test_a_real_cluster_matches_local_runs_and_survives_a_killed_worker(tasks, t
     assert all("own process" in r.provenance.sandbox for r in linear)
 
 
-@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 def test_an_untrusted_gate_is_confined_on_a_worker(tasks, tmp_path, cluster):
+    need_landlock(1, "confinement")
     address, _ = cluster
     secret = tmp_path / "results-of-others.json"
     secret.write_text("{}")

@@ -1,6 +1,7 @@
 """The shipped example submission (``submissions/selective-memory``) runs as a user would run it:
 its manifest loads, its code is imported and inspected in a confined worker, it passes every
-conformance check and is ranked beside a baseline on the same seeds."""
+conformance check and is ranked beside a baseline on the same secret seeds (on the public seeds it
+is shown, never ranked)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ANT = "transition/anticipation"
 
 
 def test_the_example_submission_is_checked_and_ranked(tasks, tmp_path):
-    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=2)
+    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=2, salt="5eed5a17")
     loaded = load_submissions([EXAMPLE], [tasks[ANT]], options)
     assert loaded.errors == []
     entry = loaded.entries[0]
@@ -32,3 +33,8 @@ def test_the_example_submission_is_checked_and_ranked(tasks, tmp_path):
     assert checks["causality"] and checks["streaming"] and checks["parameter_budget"]
     result = aggregate(records).tasks[0].gates["selective-memory"]
     assert result.status == "ok" and result.cells["acc_transition"].rank is not None
+    public = [r.model_copy(update={"provenance": r.provenance.model_copy(update={"salt": ""})})
+              for r in records]  # fmt: skip
+    shown = aggregate(public).tasks[0].gates["selective-memory"]
+    assert shown.status == "public-seeds" and shown.cells["acc_transition"].rank is None
+    assert "secret seeds" in shown.reasons[-1]

@@ -12,15 +12,15 @@ import pytest
 
 from suite.errors import SubmissionError
 from suite.gates.submissions import load_manifest
-from suite.runs.sandbox import landlock_abi
+from tests.confinement import need_landlock
 
 ANT = "transition/anticipation"
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 @pytest.mark.parametrize("target", ["records", "submission"])
 def test_a_run_cannot_read_the_records_or_other_submissions(sweep, tasks, tmp_path, target):
+    need_landlock(1, "confinement")
     results = tmp_path / "results"
     if target == "records":
         sweep([ANT], ["affinity"], seeds=1, results=results)
@@ -140,11 +140,11 @@ class Gate(RouterGate):
 """
 
 
-@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 def test_a_salt_file_stays_secret_where_a_salt_on_the_command_line_does_not(tmp_path):
     """Every process can read every command line (/proc/PID/cmdline): a gate finds a salt given
     with --salt there. Given with --salt-file (as --salt new saves it) the gate finds the path
     but cannot read the file, and runs on data it cannot regenerate."""
+    need_landlock(1, "confinement")
     from suite.runs.records import iter_records
 
     folder = tmp_path / "subs" / "spy"

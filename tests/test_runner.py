@@ -8,9 +8,9 @@ import pytest
 
 from suite.results.aggregate import aggregate
 from suite.runs.records import read_record
-from suite.runs.sandbox import landlock_abi
 from suite.seeding import RunSeeds
 from suite.tasks.family import get_family
+from tests.confinement import need_landlock
 
 ANT = "transition/anticipation"
 
@@ -139,8 +139,8 @@ def test_records_are_written_atomically(sweep):
     assert read_record(summary.plan.runs[0].path) is not None
 
 
-@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
 def test_a_run_cannot_write_into_the_results_folder(sweep, tasks, tmp_path):
+    need_landlock(1, "confinement")
     results = tmp_path / "results"
     forged = results / "runs" / "forged.json"
     task = tasks[ANT]
@@ -222,3 +222,23 @@ def test_pinned_thresholds_keep_a_training_steps_tensors_off_fresh_pages():
     )  # fmt: skip
     before, after = map(int, out.stdout.split())
     assert before > 10_000 and after < 100, (before, after)  # 50 steps × 2 × 680 pages
+
+
+def test_each_pool_worker_takes_its_own_gpu_where_there_are_several(monkeypatch):
+    import multiprocessing
+
+    import torch
+
+    from suite.runs.jobs import worker_device
+
+    assert worker_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(multiprocessing.current_process(), "_identity", (7,))
+    assert worker_device("cuda") == torch.device("cuda", 2)  # the 7th worker: GPU 6 mod 4
+    assert worker_device("cuda:1") == torch.device("cuda", 1)  # an explicit GPU is kept
+    monkeypatch.setattr(multiprocessing.current_process(), "_identity", ())
+    monkeypatch.setenv("GATEBENCH_WORKER_INDEX", "5")  # a Dask worker naming its share
+    assert worker_device("cuda") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_device("cuda") == torch.device("cuda")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suite.runs.sandbox import landlock_abi
+from tests.confinement import need_landlock
 
 ANT = "transition/anticipation"
 
@@ -29,8 +29,8 @@ def _with_params(tasks, params):
     return task
 
 
-@pytest.mark.skipif(landlock_abi() < 4, reason="this kernel's Landlock cannot deny TCP")
 def test_a_gate_cannot_open_a_tcp_connection(sweep, tasks):
+    need_landlock(4, "denying TCP")
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.5)
     port = server.getsockname()[1]
@@ -68,3 +68,17 @@ def test_processes_a_gate_leaves_running_are_stopped(sweep):
     # (an audit at the acting call runs side calls on copies of the gate, which may start more:
     # how many depends on the sweep's secret audit seed)
     assert any(re.search(r"stopped [1-9]\d* process", note) for note in record.notes), record.notes
+
+
+def test_confinement_tests_fail_instead_of_skipping_when_confinement_is_required(monkeypatch):
+    import tests.confinement as confinement
+
+    monkeypatch.setattr(confinement, "landlock_abi", lambda: 0)
+    monkeypatch.delenv("GATEBENCH_REQUIRE_SANDBOX", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="ABI is 0"):
+        confinement.need_landlock(1, "confinement")
+    monkeypatch.setenv("GATEBENCH_REQUIRE_SANDBOX", "1")
+    with pytest.raises(pytest.fail.Exception, match="GATEBENCH_REQUIRE_SANDBOX=1"):
+        confinement.need_landlock(1, "confinement")
+    monkeypatch.setattr(confinement, "landlock_abi", lambda: 7)
+    confinement.need_landlock(4, "denying TCP")  # present: runs

@@ -20,9 +20,10 @@ from markupsafe import escape
 
 from suite.gates.entries import get_gate
 from suite.identity import slug
-from suite.results.aggregate import aggregate, report_rows
+from suite.results.aggregate import aggregate
 from suite.results.leaderboard import leaderboard, leaderboards
 from suite.results.loading import load_results
+from suite.results.rows import report_rows
 from suite.runs.setup import SweepOptions
 from suite.runs.sweep import Sweep
 from suite.tasks.loading import load_all_tasks

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from suite.gates.entries import get_gate
+from suite.results.aggregate import aggregate
 from suite.runs.records import iter_records
 from suite.runs.setup import SweepOptions
 from suite.runs.submit import load_submissions
@@ -22,11 +23,11 @@ ANT = "transition/anticipation"
 HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
 
 
-def _run_here(spec, gate_id: str):
+def _run_here(spec, gate_id: str, salt: str = ""):
     """The gate in this very process (what the harness no longer does for untrusted code)."""
     spec = spec.for_profile("smoke")
     family = get_family(spec.family)
-    seeds = RunSeeds(spec.master_seed, spec.id, 0)
+    seeds = RunSeeds(spec.master_seed, spec.id, 0, salt)
     with seeded_global_rng(seeds.init):
         gate = get_gate(gate_id).build(family.task_info(spec))
     ctx = RunContext(seeds=seeds, device=torch.device("cpu"), deadline=time.monotonic() + 300)
@@ -110,15 +111,21 @@ def test_honest_submissions_are_ranked_with_the_numbers_they_get_in_the_harness(
 
     example = HOSTILE.parents[2] / "submissions" / "selective-memory"
     folders = [example, HOSTILE / "honest-gru"]
-    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=1)
+    salt = "5eed5a17"  # a leaderboard's secret seeds: where submissions are ranked
+    options = SweepOptions(profile="smoke", results=tmp_path, workers=2, seeds=2, salt=salt)
     loaded = load_submissions(folders, [tasks[ANT]], options)
     assert loaded.errors == []
     summary = Sweep(options, log=lambda m: None).run([tasks[ANT]], loaded.entries)
-    assert (summary.ok, summary.rejected, summary.failed) == (2, 0, 0), summary.failures
-    for record in iter_records(tmp_path):
+    assert (summary.ok, summary.rejected, summary.failed) == (4, 0, 0), summary.failures
+    records = list(iter_records(tmp_path))
+    board = aggregate(records).tasks[0]
+    assert board.seed_mode == "secret"
+    for gres in board.gates.values():
+        assert gres.status == "ok" and gres.cells["acc_transition"].rank is not None
+    for record in (r for r in records if r.seed_index == 0):
         assert "own process" in record.provenance.sandbox and record.audits
         register_submission(next(f for f in folders if f.name == record.gate.id))  # trusted here
         try:
-            assert _run_here(tasks[ANT], record.gate.id).metrics == record.metrics
+            assert _run_here(tasks[ANT], record.gate.id, salt).metrics == record.metrics
         finally:
             gates.remove(record.gate.id)

@@ -14,7 +14,7 @@ from itertools import combinations
 from typing import Any
 
 from suite.results.arrays import ArrayCell, nan_to_none, stack
-from suite.results.claims import ClaimVerdict, judge
+from suite.results.claims import ClaimVerdict, task_claims
 from suite.results.stats import (
     Ratio,
     Summary,
@@ -25,6 +25,19 @@ from suite.results.stats import (
     summarize,
 )
 from suite.runs.records import GateRef, RunRecord, TaskRef
+from suite.runs.salt import salt_id, seed_label, seed_mode
+
+# Statuses of gates that are scored but never ranked: a submission on the public seeds (which it
+# can regenerate from public code), and a gate whose interval lies above an exact Bayes-optimal
+# ceiling (impossible for a causal gate that cannot know the stream).
+PUBLIC_SEEDS, ABOVE_LIMIT = "public-seeds", "above-limit"
+RANKED = ("ok", "partial")
+SCORED = (*RANKED, PUBLIC_SEEDS, ABOVE_LIMIT)
+LIMIT_TOLERANCE = 1e-6  # beyond floating-point noise in a mean of accuracies
+PUBLIC_SEEDS_REASON = (
+    "scored on the public seeds, whose data any gate can regenerate from the public specs and "
+    "code: a submission is ranked only on the leaderboard's secret seeds (gatebench submit)"
+)
 
 
 @dataclass
@@ -47,10 +60,16 @@ class GateResult:
     reasons: list[str] = field(default_factory=list)
     cells: dict[str, Cell] = field(default_factory=dict)  # scalar metrics
     arrays: dict[str, ArrayCell] = field(default_factory=dict)  # array metrics, over seeds
+    flags: list[str] = field(default_factory=list)  # PUBLIC_SEEDS, ABOVE_LIMIT: why it is unranked
 
     @property
     def ranked(self) -> bool:
-        return self.status in ("ok", "partial")
+        return self.status in RANKED
+
+    @property
+    def scored(self) -> bool:
+        """Has scores to show beside the ranked gates (ranked, or unranked only by a rule)."""
+        return self.status in SCORED
 
     @property
     def n_ok(self) -> int:
@@ -104,6 +123,19 @@ class TaskResult:
     claims: list[ClaimVerdict] = field(default_factory=list)
     robustness: list[RobustnessRow] = field(default_factory=list)
     stale_records: int = 0
+    salt: str = ""  # the seed salt of the records compared ("" = the specs' public seeds)
+
+    @property
+    def seed_mode(self) -> str:
+        return seed_mode(self.salt)
+
+    @property
+    def salt_id(self) -> str:
+        return salt_id(self.salt)
+
+    @property
+    def seed_label(self) -> str:
+        return seed_label(self.salt)
 
     def metric_cells(self, metric: str) -> dict[str, Cell]:
         return {g: r.cells[metric] for g, r in self.gates.items() if metric in r.cells}
@@ -114,7 +146,7 @@ class TaskResult:
         sign = 1.0 if self.task.metrics[primary].higher_is_better else -1.0
 
         def key(result: GateResult) -> tuple[int, float, str]:
-            order = {"ok": 0, "partial": 0, "ceiling": 1, "failed": 2, "rejected": 2}
+            order = {"ok": 0, "partial": 0, PUBLIC_SEEDS: 1, ABOVE_LIMIT: 1, "ceiling": 2}
             cell = result.cells.get(primary)
             value = cell.summary.mean if cell and cell.summary else 0.0
             return (order.get(result.status, 3), -sign * value, result.gate.id)
@@ -133,18 +165,20 @@ class Aggregate:
 
 def _select(records: list[RunRecord], current_hash: str | None) -> tuple[list[RunRecord], int]:
     """Records of the current spec version (or the newest one seen when it is unknown) made with
-    one seed salt, the newest's: gates compared on a task always share their data."""
+    one seed salt: gates compared on a task always share their data. The board of secret seeds
+    (the newest secret salt's) is shown where one exists, else the public seeds' board."""
     if current_hash is None:
         newest = max(records, key=lambda r: r.provenance.created_at)
         current_hash = newest.task.spec_hash
     chosen = [r for r in records if r.task.spec_hash == current_hash]
     if chosen:
-        salt = max(chosen, key=lambda r: r.provenance.created_at).provenance.salt
+        secret = [r for r in chosen if r.provenance.salt]
+        salt = max(secret, key=lambda r: r.provenance.created_at).provenance.salt if secret else ""
         chosen = [r for r in chosen if r.provenance.salt == salt]
     return chosen, len(records) - len(chosen)
 
 
-def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
+def _gate_result(gate_records: dict[int, RunRecord], salt: str = "") -> GateResult:
     newest = max(gate_records.values(), key=lambda r: r.provenance.created_at)
     ok = [r for r in gate_records.values() if r.ok]
     reasons = sorted({r.reason for r in gate_records.values() if not r.ok and r.reason})
@@ -154,11 +188,53 @@ def _gate_result(gate_records: dict[int, RunRecord]) -> GateResult:
         status = "failed"
     elif not newest.gate.causal or newest.gate.ceiling:  # non-causal, or knows the generator
         status = "ceiling"
+    elif not salt and newest.gate.origin == "submission":
+        status, reasons = PUBLIC_SEEDS, [*reasons, PUBLIC_SEEDS_REASON]
     elif len(ok) < len(gate_records):
         status = "partial"
     else:
         status = "ok"
-    return GateResult(newest.gate, status, dict(sorted(gate_records.items())), reasons)
+    flags = [PUBLIC_SEEDS] if status == PUBLIC_SEEDS else []
+    return GateResult(newest.gate, status, dict(sorted(gate_records.items())), reasons, flags=flags)
+
+
+def _interval(s: Summary) -> tuple[float, float]:
+    low = s.ci_low if s.ci_low is not None else s.mean
+    high = s.ci_high if s.ci_high is not None else s.mean
+    return low, high
+
+
+def _flag_above_limit(result: TaskResult) -> None:
+    """Unrank every gate that beats an exact Bayes-optimal ceiling on the primary metric: the
+    95% t-interval of its difference to the ceiling, paired over seeds (the same data), lies
+    wholly beyond zero by more than numerical tolerance. No causal gate that cannot know the
+    stream gets there in expectation, so the score is evidence of a leak; its records are kept
+    for review. With fewer than two shared seeds there is no interval, and no verdict."""
+    task = result.task
+    ceiling = result.gates.get(task.ceiling_gate) if task.ceiling_gate else None
+    metric = task.primary_metric
+    if not task.ceiling_bound or ceiling is None or metric not in ceiling.cells:
+        return
+    bound = ceiling.cells[metric].values
+    higher = task.metrics[metric].higher_is_better
+    for gres in result.gates.values():
+        cell = gres.cells.get(metric)
+        if gres is ceiling or not gres.scored or cell is None or not cell.values:
+            continue
+        diff = paired_delta(cell.values, bound, f"limit/{task.id}/{gres.gate.id}/{metric}")
+        if diff is None or diff.n < 2 or diff.ci_low is None or diff.ci_high is None:
+            continue
+        beyond = diff.ci_low > LIMIT_TOLERANCE if higher else diff.ci_high < -LIMIT_TOLERANCE
+        if beyond:
+            gres.status = ABOVE_LIMIT
+            gres.flags.append(ABOVE_LIMIT)
+            gres.reasons = [
+                *gres.reasons,
+                f"above the Bayes-optimal limit: on {metric} it beats {task.ceiling_gate}, the "
+                "exact best any causal gate can reach without knowing the stream, by "
+                f"{diff.mean:+.4f} [{diff.ci_low:+.4f}, {diff.ci_high:+.4f}] (paired over "
+                f"{diff.n} seeds); its records are kept for review",
+            ]
 
 
 def _fill_cells(result: TaskResult) -> None:
@@ -180,6 +256,7 @@ def _fill_cells(result: TaskResult) -> None:
             cell = stack(metric, per_seed)
             if cell is not None:
                 gres.arrays[metric] = cell
+    _flag_above_limit(result)
     reference = result.gates.get(task.reference_gate) if task.reference_gate else None
     for metric, info in task.scalar_metrics().items():
         cells = result.metric_cells(metric)
@@ -193,10 +270,7 @@ def _fill_cells(result: TaskResult) -> None:
         intervals = {}
         for gate_id, cell in cells.items():
             if result.gates[gate_id].ranked and cell.summary is not None:
-                s = cell.summary
-                low = s.ci_low if s.ci_low is not None else s.mean
-                high = s.ci_high if s.ci_high is not None else s.mean
-                intervals[gate_id] = (low, high)
+                intervals[gate_id] = _interval(cell.summary)
         for gate_id, rank in shared_ranks(intervals, info.higher_is_better).items():
             cells[gate_id].rank = rank
 
@@ -232,35 +306,6 @@ def _ablation(result: TaskResult) -> AblationResult | None:
     return AblationResult(factors, metric, baseline, cells, gains, interactions)
 
 
-def _cell(result: TaskResult, gate_id: str, metric: str) -> Cell | None:
-    gres = result.gates.get(gate_id)
-    return gres.cells.get(metric) if gres else None
-
-
-def _claims(result: TaskResult) -> list[ClaimVerdict]:
-    task = result.task
-    if task.spec_hash != task.paper_spec_hash:
-        detail = f"profile {result.profile} differs from the paper's settings; run --profile paper"
-        return [ClaimVerdict(c, "not-comparable", None, detail=detail) for c in task.claims]
-    verdicts = []
-    for claim in task.claims:
-        ours: Summary | None = None
-        if claim.gate and claim.versus:
-            found = [_cell(result, g, claim.metric) for g in (claim.gate, claim.versus)]
-            if all(found):
-                label = f"claim/{task.id}/{claim.subject}/{claim.metric}"
-                ours = paired_delta(found[0].values, found[1].values, label)
-        elif claim.gate:
-            cell = _cell(result, claim.gate, claim.metric)
-            ours = cell.summary if cell else None
-        elif result.ablation is not None and claim.interaction is not None:
-            for inter in result.ablation.interactions:
-                if inter.metric == claim.metric and set(inter.factors) == set(claim.interaction):
-                    ours = inter.summary
-        verdicts.append(judge(claim, ours))
-    return verdicts
-
-
 def aggregate(
     records: Iterable[RunRecord],
     current: Mapping[str, TaskRef | None] | None = None,
@@ -283,6 +328,7 @@ def aggregate(
         chosen, stale = _select(by_task[task_id], now.spec_hash if now else None)
         if not chosen:
             continue
+        salt = chosen[0].provenance.salt
         by_gate: dict[str, dict[int, RunRecord]] = defaultdict(dict)
         for rec in chosen:
             seen = by_gate[rec.gate.id].get(rec.seed_index)
@@ -293,12 +339,13 @@ def aggregate(
         result = TaskResult(
             task=task_ref,
             profile="+".join(profiles),
-            gates={g: _gate_result(recs) for g, recs in sorted(by_gate.items())},
+            gates={g: _gate_result(recs, salt) for g, recs in sorted(by_gate.items())},
             stale_records=stale,
+            salt=salt,
         )
         _fill_cells(result)
         result.ablation = _ablation(result)
-        result.claims = _claims(result)
+        result.claims = task_claims(result)
         results.append(result)
     by_id = {r.task.id: r for r in results}
     for result in results:
@@ -329,72 +376,4 @@ def _robustness(base: TaskResult, variant: TaskResult) -> list[RobustnessRow]:
                 retained = v.mean / b.mean
         rows.append(RobustnessRow(gate_id, b, v, retained, ratio, vres.status))
     rows.sort(key=lambda r: -(r.base_gain.mean if r.base_gain else float("-inf")))
-    return rows
-
-
-def report_rows(agg: Aggregate) -> list[dict[str, Any]]:
-    """The machine-readable report: one row per (task, gate, scalar metric)."""
-    rows = []
-    for tres in agg.tasks:
-        for gres in tres.ordered_gates():
-            for metric, info in tres.task.scalar_metrics().items():
-                cell = gres.cells.get(metric)
-                s = cell.summary if cell else None
-                d = cell.delta if cell else None
-                rows.append(
-                    {
-                        "task": tres.task.id,
-                        "gate": gres.gate.id,
-                        "metric": metric,
-                        "mean": s.mean if s else None,
-                        "sd": s.sd if s else None,
-                        "ci_low": s.ci_low if s else None,
-                        "ci_high": s.ci_high if s else None,
-                        "boot_low": s.boot_low if s else None,
-                        "boot_high": s.boot_high if s else None,
-                        "n": s.n if s else 0,
-                        "status": gres.status,
-                        "reason": "; ".join(gres.reasons) or None,
-                        "rank": cell.rank if cell else None,
-                        "delta_vs": tres.task.reference_gate,
-                        "delta_mean": d.mean if d else None,
-                        "delta_ci_low": d.ci_low if d else None,
-                        "delta_ci_high": d.ci_high if d else None,
-                        "higher_is_better": info.higher_is_better,
-                        "primary": metric == tres.task.primary_metric,
-                        "profile": tres.profile,
-                        "spec_hash": tres.task.spec_hash,
-                        "causal": gres.gate.causal,
-                    }
-                )
-    return rows
-
-
-def array_rows(agg: Aggregate) -> list[dict[str, Any]]:
-    """Array metrics (curves, matrices such as the continual family's R) for the JSON report: per
-    (task, gate, metric) the element-wise mean, sd and 95% interval as nested lists (None where
-    undefined, e.g. above a matrix's diagonal), with the axes and their coordinates."""
-    rows = []
-    for tres in agg.tasks:
-        for gres in tres.ordered_gates():
-            for metric, arr in gres.arrays.items():
-                info = tres.task.metrics.get(metric)
-                rows.append(
-                    {
-                        "task": tres.task.id,
-                        "gate": gres.gate.id,
-                        "metric": metric,
-                        "kind": info.kind if info else "array",
-                        "axes": list(info.axes) if info else list(arr.coords),
-                        "coords": arr.coords,
-                        "mean": nan_to_none(arr.mean),
-                        "sd": None if arr.sd is None else nan_to_none(arr.sd),
-                        "ci_low": nan_to_none(arr.low),
-                        "ci_high": nan_to_none(arr.high),
-                        "n": arr.n.tolist(),
-                        "status": gres.status,
-                        "profile": tres.profile,
-                        "spec_hash": tres.task.spec_hash,
-                    }
-                )
     return rows

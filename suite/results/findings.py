@@ -161,3 +161,53 @@ def _keeps_at_most(finding: Finding, family: str, tasks: list) -> FindingVerdict
         f"over seeds; the statement holds at a share of at most {limit:g}"
     )
     return FindingVerdict(finding, family, metric, verdict, [Evidence(variant.task.id, ratio=ratio)], detail)
+
+
+def finding_rows(verdicts: list[FindingVerdict]) -> list[dict]:
+    """Every finding with its verdict and evidence, for the JSON report: a failing finding is a
+    result too."""
+    rows = []
+    for v in verdicts:
+        rows.append(
+            {
+                "row": "finding",
+                "finding": v.finding.id,
+                "family": v.family,
+                "statement": v.finding.statement,
+                "verdict": v.verdict,
+                "metric": v.metric,
+                "detail": v.detail,
+                "evidence": [
+                    {
+                        "task": e.task,
+                        "delta": e.delta.as_dict() if e.delta else None,
+                        "ratio": None
+                        if e.ratio is None
+                        else {"value": e.ratio.value, "low": e.ratio.low, "high": e.ratio.high},
+                    }
+                    for e in v.evidence
+                ],
+            }
+        )
+    return rows
+
+
+def finding_lines(verdicts: list[FindingVerdict]) -> list[str]:
+    """The findings for the text report, each with its verdict and per-task evidence."""
+    if not verdicts:
+        return []
+    from collections import Counter
+
+    counts = Counter(v.verdict for v in verdicts)
+    out = ["GateBench's own findings: " + ", ".join(f"{counts[k]} {k}" for k in sorted(counts))]
+    for v in verdicts:
+        out.append(f"  {v.verdict.upper():<12} {v.finding.id}: {v.finding.statement.strip()}")
+        for e in v.evidence:
+            if e.delta is not None:
+                low, high = e.delta.ci_low, e.delta.ci_high
+                ci = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
+                out.append(f"      {e.task}: {e.delta.mean:+.3f}{ci}")
+            elif e.ratio is not None:
+                ci = f" [{e.ratio.low:.2f}, {e.ratio.high:.2f}]" if e.ratio.low is not None else ""
+                out.append(f"      {e.task}: kept {e.ratio.value:.2f}{ci}")
+    return out

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from suite.results.aggregate import Aggregate, TaskResult
+from suite.results.aggregate import ABOVE_LIMIT, PUBLIC_SEEDS, Aggregate, TaskResult
 from suite.results.stats import Ratio, shared_ranks, stratified_bootstrap_iqm
 from suite.runs.records import GateRef
 from suite.seeding import derive_seed
 
 MIN_SCALE = 1e-9
 INCOMPLETE = ("failed", "partial", "rejected")  # a gate with such a task is not ranked
+UNRANKED_WHY = {
+    "failed": "a run failed",
+    "partial": "some seeds failed",
+    "rejected": "a check or an audit rejected it",
+    PUBLIC_SEEDS: "a submission on public seeds, which any gate can regenerate",
+    ABOVE_LIMIT: "above the Bayes-optimal limit, which no causal gate can reach",
+}
 
 
 @dataclass
@@ -37,8 +44,9 @@ class LeaderboardRow:
     ci_low: float
     ci_high: float
     per_task: dict[str, float] = field(default_factory=dict)  # mean normalised score per task
-    rank: int | None = None  # None: some of its runs failed or were rejected (``incomplete``)
-    incomplete: str = ""  # why it is not ranked: the tasks where runs failed or were rejected
+    rank: int | None = None  # None: not ranked, ``unranked`` says why
+    unranked: str = ""  # why it is not ranked: per task, the status that keeps it off the ranks
+    marks: list[str] = field(default_factory=list)  # the statuses shown beside its name
 
     @property
     def n_tasks(self) -> int:
@@ -63,7 +71,7 @@ def task_scale(tres: TaskResult) -> TaskScale | None:
         return None
     scores: dict[str, dict[int, float]] = {}
     for gate_id, gres in tres.gates.items():
-        if not gres.ranked or metric not in gres.cells:
+        if not gres.scored or metric not in gres.cells:
             continue
         per_seed = {}
         for seed, value in gres.cells[metric].values.items():
@@ -92,6 +100,7 @@ class Leaderboard:
     rows: list[LeaderboardRow]
     scales: list[TaskScale]
     variants: list[VariantColumn] = field(default_factory=list)
+    seed_modes: list[str] = field(default_factory=list)  # e.g. ["secret seeds (salt 1a2b3c4d)"]
 
 
 def variant_columns(tasks: list[TaskResult]) -> list[VariantColumn]:
@@ -113,7 +122,8 @@ def leaderboards(agg: Aggregate) -> list[Leaderboard]:
     boards = []
     for f in families:
         tasks = [t for t in agg.tasks if t.task.family == f]
-        boards.append(Leaderboard(f, *leaderboard(tasks), variant_columns(tasks)))
+        modes = sorted({t.seed_label for t in tasks}, key=lambda m: (m == "public seeds", m))
+        boards.append(Leaderboard(f, *leaderboard(tasks), variant_columns(tasks), modes))
     return boards
 
 
@@ -140,13 +150,13 @@ def leaderboard(tasks: list[TaskResult]) -> tuple[list[LeaderboardRow], list[Tas
     # fail (or break a rule) on would let it fail where it does badly and rank on the rest.
     # Tasks it declines (supports) are skipped for every gate alike and shown as its coverage.
     for row in rows:
-        broken = [
-            f"{t.task.id} ({t.gates[row.gate.id].status})"
-            for t in tasks
-            if row.gate.id in t.gates and t.gates[row.gate.id].status in INCOMPLETE
-        ]
-        row.incomplete = "; ".join(broken)
-    complete = [r for r in rows if not r.incomplete]
+        statuses = {
+            t.task.id: t.gates[row.gate.id].status for t in tasks if row.gate.id in t.gates
+        }
+        off = {task: status for task, status in statuses.items() if status in UNRANKED_WHY}
+        row.unranked = "; ".join(f"{task} ({UNRANKED_WHY[st]})" for task, st in off.items())
+        row.marks = sorted({f for t in tasks if row.gate.id in t.gates for f in t.gates[row.gate.id].flags})
+    complete = [r for r in rows if not r.unranked]
     ranks = shared_ranks({r.gate.id: (r.ci_low, r.ci_high) for r in complete}, True)
     for row in complete:
         row.rank = ranks[row.gate.id]

@@ -53,7 +53,7 @@ def task_table(tres: TaskResult) -> list[str]:
     n_seeds = max((g.n_ok for g in tres.gates.values()), default=0)
     out = [
         f"{task.id} (v{task.version}, spec {task.spec_hash}) — {task.title}",
-        f"profile {tres.profile}, up to {n_seeds} seeds; mean [95% t-CI]; "
+        f"profile {tres.profile}, {tres.seed_label}, up to {n_seeds} seeds; mean [95% t-CI]; "
         f"Δ is paired against {task.reference_gate or 'no reference'}; "
         "rank is shared where CIs overlap",
     ]
@@ -67,6 +67,10 @@ def task_table(tres: TaskResult) -> list[str]:
             name += " (ceiling)" if gres.gate.causal else " (ceiling, non-causal)"
         elif gres.status == "partial":
             name += f" ({gres.n_ok}/{len(gres.records)} seeds ok)"
+        elif gres.status == "public-seeds":
+            name += " (public seeds: not ranked)"
+        elif gres.status == "above-limit":
+            name += " (ABOVE THE BAYES-OPTIMAL LIMIT: not ranked)"
         if gres.status in ("failed", "rejected"):
             reason = gres.reasons[0] if gres.reasons else ""
             rows.append([name, gres.status.upper(), reason[:90], "", *["" for _ in others]])
@@ -94,20 +98,7 @@ def task_table(tres: TaskResult) -> list[str]:
                 f"  interaction {a}×{b} = gain({a}+{b}) - gain({a}) - gain({b}): "
                 f"{fmt_ci(inter.summary, signed=True)}"
             )
-    if tres.claims and tres.claims[0].verdict == "not-comparable":
-        out.append(f"claims: {len(tres.claims)} not judged ({tres.claims[0].detail})")
-    elif tres.claims:
-        counts = Counter(v.verdict for v in tres.claims)
-        out.append("claims: " + ", ".join(f"{counts[k]} {k}" for k in sorted(counts)))
-        for v in tres.claims:
-            if v.verdict in ("contradicted", "inconclusive"):
-                c = v.claim
-                sd = f" ± {c.sd}" if c.sd is not None else ""
-                n = f", n={c.n}" if c.n else ""
-                out.append(
-                    f"  {v.verdict}: {v.subject} {c.metric}: paper {c.mean}{sd}{n} "
-                    f"({c.source}); ours {fmt_ci(v.ours)}"
-                )
+    out += claim_lines(tres)
     if tres.robustness:
         out.append(
             f"robustness against {tres.task.variant_of} (gain over {task.reference_gate} on "
@@ -120,6 +111,34 @@ def task_table(tres: TaskResult) -> list[str]:
             out.append(f"  {r.gate:<20} {base} → {var}   {kept:>5}   {fmt_ratio(r.score_ratio)}")
     if tres.stale_records:
         out.append(f"({tres.stale_records} records of other spec versions were left out)")
+    return out
+
+
+def claim_lines(tres: TaskResult) -> list[str]:
+    """Every claim of the task with the paper's number as printed, ours, the margin and its
+    basis, the smallest detectable difference, and the verdict before and after Holm."""
+    if not tres.claims:
+        return []
+    if all(v.verdict == "not-comparable" for v in tres.claims) and tres.claims[0].ours is None:
+        return [f"claims: {len(tres.claims)} not judged ({tres.claims[0].detail})"]
+    counts = Counter(v.verdict for v in tres.claims)
+    holm_kept = Counter(v.holm for v in tres.claims if v.holm and v.holm != v.verdict)
+    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
+    if holm_kept:
+        summary += f"; after Holm's correction {sum(holm_kept.values())} become inconclusive"
+    out = [f"claims: {summary} (one-sided tests at 5%, 90% interval of ours − claimed)"]
+    rows = []
+    for v in tres.claims:
+        c = v.claim
+        paper = c.shown + (f" ± {c.sd:g}" if c.sd is not None else "") + (f" (n={c.n})" if c.n else "")
+        margin = f"±{fmt(v.tolerance)}" if v.tolerance is not None else "—"
+        verdict = v.verdict if not v.holm or v.holm == v.verdict else f"{v.verdict} → {v.holm}"
+        rows.append(
+            [v.subject, c.metric, paper, fmt_ci(v.ours), margin,
+             fmt(v.detectable), verdict, (v.tolerance_basis or v.detail)[:70]]
+        )  # fmt: skip
+    header = ["claim", "metric", "paper", "ours [95% CI]", "margin", "detectable", "verdict", "basis"]
+    out += ["  " + line for line in _table(header, rows)]
     return out
 
 

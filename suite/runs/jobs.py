@@ -7,6 +7,7 @@ local process-per-run executor and a Dask cluster. Only the parent process write
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import resource
 import socket
@@ -42,6 +43,22 @@ def pin_threads(n: int = 1) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     torch.set_num_threads(n)
+
+
+def worker_device(name: str) -> torch.device:
+    """The device of this worker's runs. ``cuda`` (no index) on a machine with several GPUs
+    gives each worker of the process pool its own GPU, in turn by the worker's number; a Dask
+    worker started per GPU (``CUDA_VISIBLE_DEVICES=N dask worker ...``) sees one GPU, or names
+    its share with ``GATEBENCH_WORKER_INDEX``. An explicit ``cuda:N`` is kept."""
+    device = torch.device(name)
+    if device.type != "cuda" or device.index is not None or not torch.cuda.is_available():
+        return device
+    count = torch.cuda.device_count()
+    if count < 2:
+        return device
+    identity = multiprocessing.current_process()._identity  # (n,) in the n-th pool worker
+    index = identity[0] - 1 if identity else int(os.environ.get("GATEBENCH_WORKER_INDEX", "0"))
+    return torch.device("cuda", index % count)
 
 
 def deterministic_device(device: torch.device) -> None:
@@ -111,7 +128,7 @@ def execute_run(payload: dict[str, Any], host: socket.socket | None = None) -> d
     spec, family = _spec(payload)
     info = _info(family, spec, payload)
     seeds = RunSeeds(spec.master_seed, spec.id, payload["seed_index"], payload.get("salt", ""))
-    device = torch.device(payload.get("device", "cpu"))
+    device = worker_device(payload.get("device", "cpu"))
     deterministic_device(device)
     artifact = None
     if payload.get("artifact"):
@@ -183,7 +200,7 @@ def _execute_many(
     with ``train`` and return one entry per member."""
     pin_threads(payload.get("threads", 1))
     spec, family = _spec(payload)
-    device = torch.device(payload.get("device", "cpu"))
+    device = worker_device(payload.get("device", "cpu"))
     deterministic_device(device)
     started = time.monotonic()
     # the runs share the job's time: each run's limit, times the runs

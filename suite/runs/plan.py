@@ -35,6 +35,14 @@ def checks_hash() -> str:
     return files_hash([Path(conformance.__file__), Path(kinds.__file__)])
 
 
+def _bayes_optimal(gate_id: str | None) -> bool:
+    """Whether the registered gate ``gate_id`` is an exact Bayes-optimal ceiling."""
+    from suite.gates.entries import all_gates
+
+    entry = next((g for g in all_gates() if g.id == gate_id), None) if gate_id else None
+    return bool(entry is not None and getattr(entry.cls, "bayes_optimal", False))
+
+
 def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
     """The task summary every record carries (so records can be read without the specs)."""
     return TaskRef(
@@ -49,10 +57,12 @@ def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
         primary_metric=spec.primary_metric,
         reference_gate=spec.reference_gate,
         ceiling_gate=spec.ceiling_gate,
+        ceiling_bound=_bayes_optimal(spec.ceiling_gate),
         metrics=spec.metric_info(),
         variant_of=spec.variant_of,
         ablation=spec.ablation,
         claims=list(spec.claims),
+        deviations=list(spec.deviations),
         family_source_hash=get_family(spec.family).source_hash(),
     )
 

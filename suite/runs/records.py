@@ -40,11 +40,13 @@ class TaskRef(_Model):
     source: dict[str, str] = Field(default_factory=dict)
     primary_metric: str
     ceiling_gate: str | None = None
+    ceiling_bound: bool = False  # the ceiling gate is the exact Bayes-optimal causal rule
     reference_gate: str | None = None
     metrics: dict[str, MetricInfo]  # scalars first, then arrays
     variant_of: str | None = None
     ablation: Ablation | None = None
     claims: list[Claim] = Field(default_factory=list)
+    deviations: list[str] = Field(default_factory=list)  # from the paper's settings, with reasons
     family_source_hash: str = ""
 
     def scalar_metrics(self) -> dict[str, MetricInfo]:

@@ -8,18 +8,24 @@ A broken submission is reported with its reason and skipped; it never stops the 
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from suite.errors import SubmissionError
-from suite.gates.entries import all_gates
+from suite.gates.entries import GateLike, all_gates
 from suite.gates.submissions import SubmissionEntry, SubmissionManifest, load_manifest
-from suite.results.aggregate import TaskResult
+from suite.results.aggregate import ABOVE_LIMIT, PUBLIC_SEEDS, TaskResult
 from suite.results.loading import load_results
 from suite.results.stats import Summary, paired_delta
 from suite.runs.executors import Job, JobResult
+from suite.runs.plan import make_plan
+from suite.runs.progress import duration
+from suite.runs.records import iter_records
+from suite.runs.salt import seed_label
 from suite.runs.setup import SweepOptions, make_executor
 from suite.runs.sweep import CONFORMANCE_TIME_S, Sweep, SweepSummary
 from suite.tasks.family import get_family
@@ -121,10 +127,60 @@ class SubmitResult:
     entry: SubmissionEntry
     sweep: SweepSummary
     outcomes: list[TaskOutcome]
+    salt: str = ""  # "" = the specs' public seeds: a development result, never ranked
 
     @property
     def ok(self) -> bool:
-        return all(o.status in ("ok", "ceiling", "unsupported") for o in self.outcomes)
+        fine = ("ok", "ceiling", "unsupported", PUBLIC_SEEDS)
+        return all(o.status in fine for o in self.outcomes)
+
+
+@dataclass
+class BaselineCost:
+    """What comparing a submission on a salt costs before its own runs: the baseline runs under
+    that salt not yet recorded (run once per salt, then cached for every later submission)."""
+
+    planned: int
+    missing: int
+    seconds: float | None  # estimated from the same runs' times under other salts
+    untimed: int  # missing runs with no earlier record to time them from
+
+    def describe(self, salt: str, workers: int) -> str:
+        where = seed_label(salt)
+        if not self.missing:
+            return f"All {self.planned} baseline runs on {where} are cached."
+        est = ""
+        if self.seconds is not None:
+            est = (
+                f"; about {duration(self.seconds / max(1, workers))} on {max(1, workers)} "
+                "workers, timed from earlier records of the same runs"
+            )
+            if self.untimed:
+                est += f" ({self.untimed} untimed)"
+        return (
+            f"{self.missing} of {self.planned} baseline runs on {where} are not recorded yet: "
+            f"they run once per salt and are cached for every later submission{est}."
+        )
+
+
+def baseline_cost(
+    tasks: list[TaskSpec], baselines: list[GateLike], options: SweepOptions
+) -> BaselineCost:
+    plan = make_plan(tasks, baselines, options.profile, options.results, options.seeds)
+    hashes = {run.pair.spec.id: run.pair.spec.spec_hash() for run in plan.runs}
+    done: set[tuple[str, str, int]] = set()
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for rec in iter_records(options.results):
+        if rec.task.id not in hashes or rec.task.spec_hash != hashes[rec.task.id]:
+            continue
+        if rec.ok and rec.provenance.salt == options.salt:
+            done.add((rec.task.id, rec.gate.id, rec.seed_index))
+        if rec.ok and rec.wall_time_s is not None:
+            times[(rec.task.id, rec.gate.id)].append(rec.wall_time_s)
+    missing = [r for r in plan.runs if (r.pair.spec.id, r.pair.gate.id, r.seed_index) not in done]
+    timed = [times.get((r.pair.spec.id, r.pair.gate.id)) for r in missing]
+    seconds = sum(statistics.median(t) for t in timed if t) if any(timed) else None
+    return BaselineCost(len(plan.runs), len(missing), seconds, sum(1 for t in timed if not t))
 
 
 def _outcome(tres: TaskResult, gate_id: str) -> TaskOutcome:
@@ -171,21 +227,33 @@ def submit(folder: Path, options: SweepOptions, log: Log) -> SubmitResult:
     unsupported = [t.id for t in tasks if not entry.supports(
         get_family(t.family).task_info(t.for_profile(options.profile)))[0]]  # fmt: skip
     baselines = [g for g in all_gates() if g.origin == "baseline"]
+    if options.salt:
+        log(baseline_cost(tasks, baselines, options).describe(options.salt, options.workers))
+    else:
+        log("Public seeds: a development run. Its results are shown, never ranked.")
     summary = Sweep(options, log).run(tasks, [*baselines, entry])
     agg, _ = load_results(options.results, options.profile, [t.id for t in tasks])
     outcomes = []
     for tres in agg.tasks:
+        if tres.salt != options.salt:  # another salt's board: not this submission's comparison
+            continue
         outcome = _outcome(tres, entry.id)
         if tres.task.id in unsupported:
             outcome.reason = "the gate's supports() declined this task"
         outcomes.append(outcome)
-    return SubmitResult(entry, summary, outcomes)
+    return SubmitResult(entry, summary, outcomes, options.salt)
 
 
 def render_summary(result: SubmitResult) -> str:
     from suite.results.report import fmt_ci
 
-    lines = [f"Submission '{result.entry.id}' ({result.entry.folder}):"]
+    lines = [f"Submission '{result.entry.id}' ({result.entry.folder}), {seed_label(result.salt)}:"]
+    if not result.salt:
+        lines.append(
+            "  NOT A LEADERBOARD RESULT: public seeds are a function of public code, so any gate "
+            "could regenerate their data; these scores are shown, never ranked. Run without "
+            "--salt public to be ranked on the leaderboard's secret seeds."
+        )
     for o in result.outcomes:
         arrow = "↑" if o.higher_is_better else "↓"
         if o.status in ("failed", "rejected", "unsupported"):
@@ -194,12 +262,18 @@ def render_summary(result: SubmitResult) -> str:
         rank = f"rank {o.rank} of {o.ranked_gates}" if o.rank is not None else "not ranked"
         if o.status == "ceiling":
             rank = "not ranked (declared non-causal: a ceiling)"
+        elif o.status == PUBLIC_SEEDS:
+            rank = "not ranked (public seeds)"
+        elif o.status == ABOVE_LIMIT:
+            rank = "NOT RANKED: above the Bayes-optimal limit"
         vs = (
             f"Δ vs strongest baseline {o.strongest}: {fmt_ci(o.delta, signed=True)}"
             if o.strongest
             else "no baseline to compare with"
         )
         lines.append(f"  {o.task}: {o.metric} {arrow} {fmt_ci(o.score)}, {rank}; {vs}")
+        if o.status == ABOVE_LIMIT:
+            lines.append(f"    {o.reason}")
         lines.append(f"    audits on the real batches: {o.audits} passed, none failed")
         if o.status == "partial":
             lines.append(f"    some seeds failed: {o.reason}")

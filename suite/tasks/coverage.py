@@ -13,3 +13,10 @@ def k_for_coverage(p_correct: float, delta: float = COVERAGE_DELTA) -> float:
     if p >= 1.0 - delta:
         return 1.0
     return float(math.ceil(math.log(delta) / math.log1p(-p)))
+
+
+def coverage_k(p_correct: float, delta: float = COVERAGE_DELTA) -> float:
+    """K(99%) unrounded, log(delta) / log(1 - p): what the papers average over seeds (Table 6's
+    2.4 ± 0.2 cannot come from whole numbers). Below 1 where one expert already covers."""
+    p = min(max(p_correct, 1e-12), 1.0 - 1e-12)
+    return math.log(delta) / math.log1p(-p)

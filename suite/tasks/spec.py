@@ -9,6 +9,7 @@ result. Family-specific parts (data, model, training) are declared by each famil
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -80,18 +81,61 @@ class Limits(StrictModel):
     )
 
 
+PRINTED_NUMBER = re.compile(r"^([+\-−]?)(\d+)(?:\.(\d+))?\s*(%|x|×)?$")
+
+
+def parse_printed(text: str) -> tuple[float, int, float]:
+    """A number as a paper prints it ("0.748", "80.1%", "124x", "+0.000") -> (value, decimals,
+    scale): the value as a fraction or plain number, the decimals printed and the unit of those
+    decimals (0.01 for a percentage)."""
+    match = PRINTED_NUMBER.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a printed number: write it as the paper does, e.g. '0.748', "
+            "'80.1%', '124x'"
+        )
+    sign, whole, frac, unit = match.groups()
+    value = float(f"{whole}.{frac or '0'}") * (-1.0 if sign in ("-", "−") else 1.0)
+    scale = 0.01 if unit == "%" else 1.0
+    return value * scale, len(frac or ""), scale
+
+
+ToleranceBasis = Literal["paper-spread", "printed-resolution", "practical"]
+
+
 class Claim(StrictModel):
-    """A published number to reproduce: one gate's metric, or an interaction of ablation factors."""
+    """A published number to reproduce: one gate's metric, a quantity derived from it per seed
+    (a paired difference, a ratio, a share of a gap, a coverage K), or an interaction of ablation
+    factors.
+
+    ``mean`` is the paper's number as printed (a string such as "0.748", "80.1%", "124x"), so
+    that its resolution comes from the paper's text; a bare float has no known resolution unless
+    ``decimals`` says how many the paper printed."""
 
     metric: str
     gate: str | None = None
     versus: str | None = Field(
         None,
         description="Judge gate minus this gate, paired per seed (e.g. 'better than': mean 0, "
-        "bound at-least), instead of the gate's own value.",
+        "bound at-least; or a paired gain with the paper's spread), instead of the gate's value.",
+    )
+    ratio_to: str | None = Field(
+        None, description="Judge gate / this gate on the metric, per seed (e.g. '124x')."
+    )
+    gap: tuple[str, str] | None = Field(
+        None,
+        description="(reference, ceiling): judge (gate - reference) / (ceiling - reference) per "
+        "seed, the share of the gap closed (e.g. '75% of the oracle gap').",
+    )
+    coverage_of: str | None = Field(
+        None,
+        description="A probability metric: judge K = log(0.01) / log(1 - p) per seed, unrounded "
+        "(the papers average K over seeds), on the claim's metric name.",
     )
     interaction: tuple[str, str] | None = None
     mean: float
+    printed: str | None = Field(None, description="The number as the paper prints it.")
+    decimals: int | None = Field(None, ge=0, description="Decimals printed, for a bare float.")
     sd: float | None = Field(None, ge=0)
     n: int | None = Field(None, gt=0)
     source: str = Field(description="Table or section the number comes from.")
@@ -100,21 +144,72 @@ class Claim(StrictModel):
         "equal", description="'at-most' for claims such as 'complete by step 600'."
     )
     tolerance: float | None = Field(
-        None, ge=0, description="Absolute difference still called close (default 5% of mean)."
+        None,
+        ge=0,
+        description="Equivalence margin: the absolute difference still called the same (for a "
+        "bound, how far on the wrong side still counts). Default: 5% of the claim, 'practical'.",
     )
+    tolerance_basis: ToleranceBasis | None = Field(
+        None,
+        description="Why this margin: the paper's spread, its printed resolution or a "
+        "stated practical margin (say which in tolerance_note).",
+    )
+    tolerance_note: str = ""
+    not_comparable: str = Field(
+        "",
+        description="Why our measurement cannot be compared with this number (another device, "
+        "model or quantity): the claim is listed with this reason and never judged.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printed_mean(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("mean"), str):
+            data = dict(data)
+            text = data["mean"]
+            value, _, _ = parse_printed(text)
+            data["mean"], data["printed"] = value, text.strip()
+        return data
 
     @model_validator(mode="after")
     def _one_subject(self) -> Claim:
         if (self.gate is None) == (self.interaction is None):
             raise ValueError("a claim names exactly one of 'gate' or 'interaction'")
-        if self.versus is not None and self.gate is None:
-            raise ValueError("'versus' compares two gates: name the claim's 'gate' too")
+        derived = [f for f in ("versus", "ratio_to", "gap", "coverage_of") if getattr(self, f)]
+        if derived and self.gate is None:
+            raise ValueError(f"'{derived[0]}' derives from a gate: name the claim's 'gate' too")
+        if len(derived) > 1:
+            raise ValueError(f"a claim derives one quantity; got {', '.join(derived)}")
+        if self.printed is not None and self.decimals is not None:
+            raise ValueError("'decimals' is for a bare number; a printed string carries its own")
         return self
+
+    @property
+    def resolution(self) -> float:
+        """Half a unit of the last printed decimal: the paper's "0.748" means [0.7475, 0.7485);
+        0 where the printed form is unknown (a bare float without ``decimals``)."""
+        if self.printed is not None:
+            _, decimals, scale = parse_printed(self.printed)
+            return 0.5 * scale * 10.0**-decimals
+        if self.decimals is not None:
+            return 0.5 * 10.0**-self.decimals
+        return 0.0
+
+    @property
+    def shown(self) -> str:
+        """The claimed number as the paper printed it."""
+        return self.printed if self.printed is not None else f"{self.mean:g}"
 
     @property
     def subject(self) -> str:
         if self.gate and self.versus:
             return f"{self.gate} − {self.versus}"
+        if self.gate and self.ratio_to:
+            return f"{self.gate} ÷ {self.ratio_to}"
+        if self.gate and self.gap:
+            return f"{self.gate}: share of the {self.gap[0]}→{self.gap[1]} gap"
+        if self.gate and self.coverage_of:
+            return f"{self.gate}: K(99%) from {self.coverage_of}"
         return self.gate if self.gate else "×".join(self.interaction or ())
 
 
@@ -159,6 +254,11 @@ class TaskSpec(StrictModel):
     limits: Limits = Limits()
     ablation: Ablation | None = None
     claims: list[Claim] = Field(default_factory=list)
+    deviations: list[str] = Field(
+        default_factory=list,
+        description="Deliberate departures of the paper profile from the paper's own settings, "
+        "each with its reason (shown beside the claims).",
+    )
     profiles: dict[ProfileName, dict[str, Any]] = Field(default_factory=dict)
 
     def available_metrics(self) -> dict[str, MetricInfo]:
@@ -178,7 +278,11 @@ class TaskSpec(StrictModel):
         if self.ablation:
             used["ablation.metric"] = self.ablation.metric
         for i, claim in enumerate(self.claims):
+            if claim.not_comparable:
+                continue  # a number of another setting: its quantity need not be ours
             used[f"claims.{i}.metric"] = claim.metric
+            if claim.coverage_of:
+                used[f"claims.{i}.coverage_of"] = claim.coverage_of
         for where, name in used.items():
             if name not in self.metrics:
                 raise ValueError(f"{where} '{name}' must be one of metrics {self.metrics}")

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from suite.results.aggregate import Aggregate, report_rows
+from suite.results.aggregate import Aggregate
+from suite.results.rows import report_rows
 from suite.runs.records import RunRecord
 
 
@@ -44,6 +45,8 @@ def claim_rows(agg: Aggregate) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "task": tres.task.id,
+                    "seed_mode": tres.seed_mode,
+                    "salt_id": tres.salt_id or None,
                     **d,
                     "ours_mean": ours.get("mean"),
                     "ours_ci_low": ours.get("ci_low"),

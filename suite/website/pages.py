@@ -104,6 +104,7 @@ def index_page(site: Renderer, boards: list[Leaderboard]) -> None:
                 "rows": board.rows if board else [],
                 "scales": board.scales if board else [],
                 "variants": board.variants if board else [],
+                "seed_modes": board.seed_modes if board else sorted({t.seed_label for t in tasks}),
                 "plot": plot,
                 "tasks": [_task_row(t, scales.get(t.task.id)) for t in tasks],
                 "unranked": _unranked(tasks),
@@ -189,6 +190,7 @@ def gate_pages(site: Renderer) -> None:
                     "conformance": newest.conformance,
                     "n_ok": gres.n_ok,
                     "n": len(gres.records),
+                    "seeds": tres.seed_label,
                     "diagnostics": newest.diagnostics,
                 }
             )

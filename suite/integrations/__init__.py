@@ -1,0 +1,1 @@
+"""Bridges from GateBench gates to the models of other libraries."""
