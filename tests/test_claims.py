@@ -177,3 +177,28 @@ def test_aggregate_derives_quantities_per_seed():
         assert verdict.ours.n == 4
         assert verdict.ours.mean == pytest.approx(sum(values) / 4)
         assert verdict.holm  # every judged claim carries its Holm verdict
+
+
+def test_a_verdict_names_its_setting():
+    from suite.results.claims import verdict_label
+
+    assert verdict_label("contradicted", "same") == "contradicted"
+    assert verdict_label("contradicted", "reduced-scale") == "not reproduced at reduced scale"
+    assert verdict_label("reproduced", "reduced-scale") == "holds at reduced scale"
+    assert verdict_label("contradicted", "transfer") == "fails in transfer"
+    assert verdict_label("contradicted", "reduced-scale", general=True) == "contradicted"
+    assert verdict_label("not-comparable", "transfer") == "not-comparable"
+
+
+def test_the_facts_claims_are_judged_at_a_reduced_scale(tasks):
+    """The DeltaNet-LoRA preprint's numbers come from OLMoE-1B-7B: on GateBench's small base a
+    difference reads 'not reproduced at reduced scale', except for the control it states
+    generally (an updater-less model is at chance whatever its size)."""
+    for task_id in ("facts/sliding-window", "facts/full-attention", "facts/templated"):
+        task = tasks[task_id]
+        assert task.relation == "reduced-scale" and "OLMoE-1B-7B" in task.paper_setting
+    general = [c for c in tasks["facts/full-attention"].claims if c.general]
+    assert [c.gate for c in general] == ["no-updater"]
+    for task_id in ("continual/kv-maps", "continual/languages", "continual/permuted"):
+        assert tasks[task_id].relation == "transfer"
+    assert tasks["transition/anticipation"].relation == "same"

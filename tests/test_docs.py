@@ -67,8 +67,8 @@ def test_submitting_guide_lists_exactly_the_checks_the_harness_runs():
     assert documented == ran
 
 
-def test_readme_layout_matches_the_tree():
-    block = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```", 2)[1]
+def test_the_layout_page_matches_the_tree():
+    block = (ROOT / "docs" / "layout.md").read_text().split("## Layout", 1)[1].split("```", 2)[1]
     suite = ROOT / "suite"
     for package in sorted(p for p in suite.iterdir() if (p / "__init__.py").is_file()):
         assert f"  {package.name}/" in block, f"suite/{package.name}/ is not in the layout"
@@ -91,3 +91,42 @@ def test_no_module_is_too_long_to_read():
         if (n := len(path.read_text().splitlines())) > 400
     }
     assert not too_long, f"split these by responsibility: {too_long}"
+
+
+def test_no_two_modules_import_each_other():
+    """Two modules that import each other (even only for type hints) are one module in two
+    files; a package importing its own submodule is not such a pair."""
+    import ast
+    import itertools
+
+    imports: dict[str, set[str]] = {}
+    for path in (ROOT / "suite").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        imports[name] = found
+    circles = [
+        (a, b)
+        for a, b in itertools.combinations(sorted(imports), 2)
+        if b in imports[a] and a in imports[b]
+        and not (a.startswith(b + ".") or b.startswith(a + "."))
+    ]  # fmt: skip
+    assert not circles, f"modules that import each other: {circles}"
+
+
+def test_the_readme_is_a_front_door_of_two_screens():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_every_relative_link_of_the_readme_and_the_guide_resolves():
+    pages = [ROOT / "README.md", ROOT / "SUBMITTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for href in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+            if "://" in href or href.startswith(("#", "mailto:")):
+                continue
+            target = (page.parent / href.split("#")[0]).resolve()
+            assert target.exists(), f"{page.relative_to(ROOT)} links to {href}, which is missing"

@@ -16,8 +16,9 @@ from suite.seeding import RunSeeds, seeded_global_rng
 from suite.tasks.columns import fingerprint
 from suite.tasks.families.facts import evaluation, protocol, reading
 from suite.tasks.families.facts.data import IGNORE, draw_episodes, episode_seed, scored_positions
+from suite.tasks.families.facts.layouts import layout_of
 from suite.tasks.families.facts.pretrain import vocab_of
-from suite.tasks.families.facts.templates import ENTITY, VALUE, Templates, layout_of
+from suite.tasks.families.facts.templates import ENTITY, VALUE, Templates
 from suite.tasks.family import RunContext
 
 TASK = "facts/templated"

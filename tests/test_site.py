@@ -28,7 +28,8 @@ from suite.runs.setup import SweepOptions
 from suite.runs.sweep import Sweep
 from suite.tasks.loading import load_all_tasks
 from suite.tasks.spec import MetricKind
-from suite.website.site import build_site, render_site, safe_url
+from suite.website.renderer import safe_url
+from suite.website.site import build_site, render_site
 from suite.website.views import draw, views
 from tests.synthetic import DOMAINS, EXPERTS, synthetic_records
 
@@ -425,4 +426,33 @@ def test_hostile_names_do_not_run_in_the_browser(browser, tmp_path):
     for name in ("index.html", "gates.html", "tasks/synthetic__task-00.html"):
         page.goto((out / name).as_uri())
         assert HOSTILE in page.inner_text("body")  # shown, as text
+    assert problems == []
+
+
+@pytest.mark.browser
+def test_the_guide_renders_and_links_in_a_real_browser(browser, site):
+    """The docs/ pages, the README and SUBMITTING.md are the site's guide: each renders from
+    its Markdown, the navigation and the links between pages work, and the seed mode is named
+    on the leaderboard the guide explains."""
+    problems: list[str] = []
+    page = _page(browser, problems)
+    page.goto((site / "index.html").as_uri())
+    heading = page.locator("h3", has_text="Leaderboard on")
+    assert heading.count() == 1 and heading.inner_text() == "Leaderboard on public seeds"
+    page.click("header nav >> text=Guide")
+    page.wait_for_load_state()
+    assert page.url.endswith("guide/index.html")
+    assert page.locator("article h1").inner_text() == "The GateBench guide"
+    page.click("article a[href='trust.html']")
+    page.wait_for_load_state()
+    assert page.locator("article h1").inner_text() == "How runs are made trustworthy"
+    assert page.locator("article table, article ul").count() >= 1
+    page.click("nav.guide-nav >> text=Tasks")
+    page.wait_for_load_state()
+    assert page.locator("article table").count() >= 1  # the tasks table, from Markdown
+    for guide_page in (site / "guide").glob("*.html"):
+        html = guide_page.read_text()
+        for href in re.findall(r'href="([^"#:]+\.html)', html):
+            assert (guide_page.parent / href).resolve().exists(), (guide_page.name, href)
+    page.screenshot(path=str(ARTIFACTS / "site-guide.png"), full_page=True)
     assert problems == []

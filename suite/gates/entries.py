@@ -8,7 +8,6 @@ this process) and ``SubmissionEntry`` (a submitted folder, never imported by the
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -194,18 +193,6 @@ def get_gate(gate_id: str) -> GateEntry:
 
 def all_gates() -> list[GateEntry]:
     return gates.values()
-
-
-def resolve_ref(ref: Mapping[str, Any]) -> GateEntry:
-    """Find an entry in a worker process from ``ref()`` (a module name, or a submission folder
-    whose code is imported here, in the worker, never in the parent)."""
-    if ref.get("submission_dir"):
-        from suite.gates.submissions import register_submission
-
-        return register_submission(Path(ref["submission_dir"]))
-    if ref["id"] not in gates:
-        importlib.import_module(ref["module"])
-    return get_gate(ref["id"])
 
 
 def _package_root(module: ModuleType) -> Path | None:

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from suite.contract import Gate, TaskInfo, deliver_feedback
-from suite.gates.entries import GateEntry, resolve_ref
+from suite.gates.entries import GateEntry
 from suite.gates.kinds import kinds
+from suite.gates.resolve import resolve_ref
 from suite.gates.violations import AuditViolation
 from suite.gates.wire import Channel, PeerGone, decode, encode, flatten, map_tensors
 from suite.seeding import seeded_global_rng

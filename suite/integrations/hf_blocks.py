@@ -6,7 +6,7 @@ updater's per-position LoRA factors are applied inside every expert (``lora_expe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 from suite.contract import GateOutput, Side, UpdaterOutput
 
-if TYPE_CHECKING:
-    from suite.integrations.hf import Bridge, _Layer
+# ``bridge`` and ``layer`` below are suite.integrations.hf's Bridge and _Layer (typed Any here so
+# that this module does not import the one that imports it)
+Bridge = _Layer = Any
 
 
 def call_gate(bridge: Bridge, layer: _Layer, hidden: Tensor) -> Any:

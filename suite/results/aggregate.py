@@ -1,20 +1,18 @@
 """Records -> per (task, gate, metric) statistics, paired deltas, shared ranks, ablations, claims.
 
 Aggregation reads records only (they are self-describing), so it serves the report, the site and
-any records a user brings. Where the current specs are known, records made under another version
-of a task's spec are set aside as stale.
-"""
+any records a user brings; records of another version of a task's spec are set aside as stale."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
 from suite.results.arrays import ArrayCell, nan_to_none, stack
-from suite.results.claims import ClaimVerdict, task_claims
+from suite.results.claims import CellLookup, ClaimVerdict, task_claims
 from suite.results.stats import (
     Ratio,
     Summary,
@@ -26,6 +24,7 @@ from suite.results.stats import (
 )
 from suite.runs.records import GateRef, RunRecord, TaskRef
 from suite.runs.salt import salt_id, seed_label, seed_mode
+from suite.tasks.spec import Claim
 
 # Statuses of gates that are scored but never ranked: a submission on the public seeds (which it
 # can regenerate from public code), and a gate whose interval lies above an exact Bayes-optimal
@@ -306,6 +305,25 @@ def _ablation(result: TaskResult) -> AblationResult | None:
     return AblationResult(factors, metric, baseline, cells, gains, interactions)
 
 
+def _cell_lookup(result: TaskResult) -> CellLookup:
+    def cell(gate_id: str, metric: str) -> tuple[dict[int, float], Summary | None] | None:
+        gres = result.gates.get(gate_id)
+        found = gres.cells.get(metric) if gres else None
+        return (found.values, found.summary) if found and found.values else None
+
+    return cell
+
+
+def _interaction_lookup(result: TaskResult) -> Callable[[Claim], Summary | None]:
+    def interaction(claim: Claim) -> Summary | None:
+        for inter in result.ablation.interactions if result.ablation else []:
+            if inter.metric == claim.metric and set(inter.factors) == set(claim.interaction or ()):
+                return inter.summary
+        return None
+
+    return interaction
+
+
 def aggregate(
     records: Iterable[RunRecord],
     current: Mapping[str, TaskRef | None] | None = None,
@@ -345,7 +363,9 @@ def aggregate(
         )
         _fill_cells(result)
         result.ablation = _ablation(result)
-        result.claims = task_claims(result)
+        result.claims = task_claims(
+            result.task, result.profile, _cell_lookup(result), _interaction_lookup(result)
+        )
         results.append(result)
     by_id = {r.task.id: r for r in results}
     for result in results:

@@ -33,16 +33,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from scipy import stats
 
-from suite.results.stats import Summary, paired_delta, summarize, t_quantile
+from suite.results.stats import Summary, summarize, t_quantile
+from suite.runs.records import TaskRef
 from suite.tasks.coverage import coverage_k
 from suite.tasks.spec import Claim
-
-if TYPE_CHECKING:
-    from suite.results.aggregate import Cell, TaskResult
 
 ALPHA = 0.05  # each one-sided test; the interval shown is the (1 - 2·ALPHA) = 90% interval
 DEFAULT_RELATIVE_TOLERANCE = 0.05
@@ -63,10 +61,18 @@ class ClaimVerdict:
     detectable: float | None = None  # the smallest |d| our seeds could detect (half-width)
     p_value: float | None = None  # of the verdict's one-sided test(s), unadjusted
     holm: str = ""  # the verdict after Holm's correction over the task's claims
+    relation: str = "same"  # how our setting relates to the claim's: same | reduced-scale | transfer
+    setting: str = ""  # the paper's setting of the number
 
     @property
     def subject(self) -> str:
         return self.claim.subject
+
+    @property
+    def label(self) -> str:
+        """The verdict as it may be read: 'contradicted' only in the claim's own setting (or for
+        a claim the paper states generally); at a reduced scale or in a transfer it says so."""
+        return verdict_label(self.verdict, self.relation, self.claim.general)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,9 @@ class ClaimVerdict:
             "source": self.claim.source,
             "note": self.claim.note,
             "verdict": self.verdict,
+            "label": self.label,
+            "relation": self.relation,
+            "setting": self.setting or None,
             "holm_verdict": self.holm or None,
             "tolerance": self.tolerance,
             "tolerance_basis": self.tolerance_basis or None,
@@ -90,6 +99,26 @@ class ClaimVerdict:
             "diff_high": self.diff_high,
             "detail": self.detail,
         }
+
+
+LABELS = {
+    "reduced-scale": {
+        "reproduced": "holds at reduced scale",
+        "contradicted": "not reproduced at reduced scale",
+        "inconclusive": "inconclusive at reduced scale",
+    },
+    "transfer": {
+        "reproduced": "holds in transfer",
+        "contradicted": "fails in transfer",
+        "inconclusive": "inconclusive in transfer",
+    },
+}
+
+
+def verdict_label(verdict: str, relation: str, general: bool = False) -> str:
+    if relation == "same" or (general and verdict == "contradicted"):
+        return verdict
+    return LABELS.get(relation, {}).get(verdict, verdict)
 
 
 def margin(claim: Claim) -> tuple[float, str]:
@@ -199,68 +228,78 @@ def holm(verdicts: Sequence[ClaimVerdict], alpha: float = ALPHA) -> list[ClaimVe
     return out
 
 
-def _cell(result: TaskResult, gate_id: str, metric: str) -> Cell | None:
-    gres = result.gates.get(gate_id)
-    return gres.cells.get(metric) if gres else None
+CellLookup = Callable[[str, str], "tuple[dict[int, float], Summary | None] | None"]
+"""(gate, metric) -> that gate's values by seed and their summary, or None without runs."""
 
 
-def _per_seed(result: TaskResult, claim: Claim) -> tuple[dict[int, float] | None, str]:
+def _per_seed(cell: CellLookup, claim: Claim) -> tuple[dict[int, float] | None, str]:
     """The claim's quantity per seed from our runs (None where a gate it needs has no runs),
     and a label; derived quantities are computed seed by seed so that their spread carries the
     uncertainty of every number they are made of."""
     metric = claim.coverage_of or claim.metric
-    gate = _cell(result, claim.gate or "", metric)
+    gate = cell(claim.gate or "", metric)
     if gate is None:
         return None, ""
-    values = gate.values
-    if claim.versus:
-        other = _cell(result, claim.versus, metric)
+    values = gate[0]
+    if claim.versus or claim.ratio_to:
+        other = cell(claim.versus or claim.ratio_to or "", metric)
         if other is None:
             return None, ""
-        return {s: v - other.values[s] for s, v in values.items() if s in other.values}, "paired"
-    if claim.ratio_to:
-        other = _cell(result, claim.ratio_to, metric)
-        if other is None:
-            return None, ""
-        return {
-            s: v / other.values[s]
-            for s, v in values.items()
-            if s in other.values and other.values[s] != 0
-        }, "ratio"
+        theirs = other[0]
+        if claim.versus:
+            return {s: v - theirs[s] for s, v in values.items() if s in theirs}, "paired"
+        return {s: v / theirs[s] for s, v in values.items() if theirs.get(s)}, "ratio"
     if claim.gap:
-        ref, top = (_cell(result, g, metric) for g in claim.gap)
+        ref, top = (cell(g, metric) for g in claim.gap)
         if ref is None or top is None:
             return None, ""
-        shared = [s for s in values if s in ref.values and s in top.values]
+        low, high = ref[0], top[0]
         return {
-            s: (values[s] - ref.values[s]) / (top.values[s] - ref.values[s])
-            for s in shared
-            if top.values[s] != ref.values[s]
+            s: (v - low[s]) / (high[s] - low[s])
+            for s, v in values.items()
+            if s in low and s in high and high[s] != low[s]
         }, "gap"
     if claim.coverage_of:
         return {s: coverage_k(v) for s, v in values.items()}, "coverage"
     return values, ""
 
 
-def task_claims(result: TaskResult) -> list[ClaimVerdict]:
-    """Every claim of a task judged on its aggregate (not judged off the paper's settings)."""
-    task = result.task
+def task_claims(
+    task: TaskRef,
+    profile: str,
+    cell: CellLookup,
+    interaction: Callable[[Claim], Summary | None],
+) -> list[ClaimVerdict]:
+    """Every claim of a task judged on our runs (``cell``: a gate's values and summary for a
+    metric; ``interaction``: an ablation's interaction term), or not-comparable where the runs
+    were not at the paper's settings."""
     if task.spec_hash != task.paper_spec_hash:
-        detail = f"profile {result.profile} differs from the paper's settings; run --profile paper"
-        return [ClaimVerdict(c, "not-comparable", None, detail=detail) for c in task.claims]
+        detail = f"profile {profile} differs from the paper's settings; run --profile paper"
+        return [
+            ClaimVerdict(
+                c, "not-comparable", None, detail=detail,
+                relation=c.relation or task.relation, setting=c.setting or task.paper_setting,
+            )
+            for c in task.claims
+        ]  # fmt: skip
     verdicts = []
     for claim in task.claims:
         ours: Summary | None = None
         if claim.gate:
-            values, kind = _per_seed(result, claim)
-            if values:
-                label = f"claim/{task.id}/{claim.subject}/{claim.metric}"
-                ours = summarize(list(values.values()), label) if kind else None
-                if not kind:
-                    ours = _cell(result, claim.gate, claim.metric).summary
-        elif result.ablation is not None and claim.interaction is not None:
-            for inter in result.ablation.interactions:
-                if inter.metric == claim.metric and set(inter.factors) == set(claim.interaction):
-                    ours = inter.summary
-        verdicts.append(judge(claim, ours))
+            values, kind = _per_seed(cell, claim)
+            if values and kind:
+                ours = summarize(list(values.values()), f"claim/{task.id}/{claim.subject}")
+            elif values:
+                found = cell(claim.gate, claim.metric)
+                ours = found[1] if found else None
+        elif claim.interaction is not None:
+            ours = interaction(claim)
+        verdict = judge(claim, ours)
+        verdicts.append(
+            replace(
+                verdict,
+                relation=claim.relation or task.relation,
+                setting=claim.setting or task.paper_setting,
+            )
+        )
     return holm(verdicts)

@@ -121,18 +121,23 @@ def claim_lines(tres: TaskResult) -> list[str]:
         return []
     if all(v.verdict == "not-comparable" for v in tres.claims) and tres.claims[0].ours is None:
         return [f"claims: {len(tres.claims)} not judged ({tres.claims[0].detail})"]
-    counts = Counter(v.verdict for v in tres.claims)
+    counts = Counter(v.label for v in tres.claims)
     holm_kept = Counter(v.holm for v in tres.claims if v.holm and v.holm != v.verdict)
     summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
     if holm_kept:
         summary += f"; after Holm's correction {sum(holm_kept.values())} become inconclusive"
     out = [f"claims: {summary} (one-sided tests at 5%, 90% interval of ours − claimed)"]
+    if tres.task.relation != "same":
+        what = f": {tres.task.relation_note}" if tres.task.relation_note else ""
+        out.append(f"  our setting is a {tres.task.relation} of the paper's{what}")
+    if tres.task.paper_setting:
+        out.append(f"  the paper's setting: {tres.task.paper_setting}")
     rows = []
     for v in tres.claims:
         c = v.claim
         paper = c.shown + (f" ± {c.sd:g}" if c.sd is not None else "") + (f" (n={c.n})" if c.n else "")
         margin = f"±{fmt(v.tolerance)}" if v.tolerance is not None else "—"
-        verdict = v.verdict if not v.holm or v.holm == v.verdict else f"{v.verdict} → {v.holm}"
+        verdict = v.label if not v.holm or v.holm == v.verdict else f"{v.label} → {v.holm}"
         rows.append(
             [v.subject, c.metric, paper, fmt_ci(v.ours), margin,
              fmt(v.detectable), verdict, (v.tolerance_basis or v.detail)[:70]]

@@ -23,9 +23,9 @@ import torch
 from suite.contract import TaskInfo
 from suite.gates.audit import AuditedGate
 from suite.gates.conformance import run_conformance
-from suite.gates.entries import resolve_ref
 from suite.gates.kinds import kinds
 from suite.gates.proxy import GateClient, trainable_count
+from suite.gates.resolve import resolve_ref
 from suite.gates.submissions import execute_inspect
 from suite.runs.allocator import pin_malloc_thresholds
 from suite.runs.artifacts import load_artifact, to_bytes

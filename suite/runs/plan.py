@@ -63,6 +63,9 @@ def task_ref(spec: TaskSpec, paper_spec_hash: str) -> TaskRef:
         ablation=spec.ablation,
         claims=list(spec.claims),
         deviations=list(spec.deviations),
+        paper_setting=spec.paper_setting,
+        relation=spec.relation,
+        relation_note=spec.relation_note,
         family_source_hash=get_family(spec.family).source_hash(),
     )
 

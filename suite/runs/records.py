@@ -47,6 +47,9 @@ class TaskRef(_Model):
     ablation: Ablation | None = None
     claims: list[Claim] = Field(default_factory=list)
     deviations: list[str] = Field(default_factory=list)  # from the paper's settings, with reasons
+    paper_setting: str = ""
+    relation: str = "same"  # same | reduced-scale | transfer (how the paper profile relates)
+    relation_note: str = ""
     family_source_hash: str = ""
 
     def scalar_metrics(self) -> dict[str, MetricInfo]:

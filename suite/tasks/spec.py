@@ -101,6 +101,7 @@ def parse_printed(text: str) -> tuple[float, int, float]:
 
 
 ToleranceBasis = Literal["paper-spread", "printed-resolution", "practical"]
+Relation = Literal["same", "reduced-scale", "transfer"]
 
 
 class Claim(StrictModel):
@@ -159,6 +160,19 @@ class Claim(StrictModel):
         "",
         description="Why our measurement cannot be compared with this number (another device, "
         "model or quantity): the claim is listed with this reason and never judged.",
+    )
+    setting: str = Field(
+        "", description="The paper's setting of this number where it differs from the task's."
+    )
+    relation: Relation | None = Field(
+        None,
+        description="How our paper profile relates to this claim's setting (default: the "
+        "task's relation).",
+    )
+    general: bool = Field(
+        False,
+        description="The paper states the claim in general, not only for its own setting: a "
+        "difference at a reduced scale may then contradict it.",
     )
 
     @model_validator(mode="before")
@@ -254,6 +268,17 @@ class TaskSpec(StrictModel):
     limits: Limits = Limits()
     ablation: Ablation | None = None
     claims: list[Claim] = Field(default_factory=list)
+    paper_setting: str = Field(
+        "",
+        description="The setting of the paper's numbers: model and size, data, seeds, what was "
+        "measured.",
+    )
+    relation: Relation = Field(
+        "same",
+        description="How the paper profile relates to the paper's setting: the same setting, a "
+        "reduced scale of it, or a transfer of the method to another setting.",
+    )
+    relation_note: str = Field("", description="What is reduced, or what the transfer changes.")
     deviations: list[str] = Field(
         default_factory=list,
         description="Deliberate departures of the paper profile from the paper's own settings, "

@@ -15,7 +15,7 @@ from suite.website.plots import CIRow, ci_plot
 from suite.website.views import draw
 
 if TYPE_CHECKING:  # the builder imports this module
-    from suite.website.site import Renderer
+    from suite.website.renderer import Renderer
 
 PACKAGES = ("torch", "numpy", "pydantic", "datasets", "jinja2", "pyarrow")
 
@@ -74,7 +74,7 @@ def _task_row(tres: TaskResult, scale: TaskScale | None) -> dict[str, Any]:
         "n_gates": len(tres.gates),
         "best": best.gate if best else None,
         "best_mean": cell.summary.mean if cell and cell.summary else None,
-        "claims": dict(sorted(Counter(v.verdict for v in tres.claims).items())),
+        "claims": dict(sorted(Counter(v.label for v in tres.claims).items())),
         "scale": scale,
     }
 

@@ -31,10 +31,10 @@ from suite.tasks.families.facts.data import (
     episode_seed,
     scored_labels,
 )
+from suite.tasks.families.facts.layouts import layout_of
 from suite.tasks.families.facts.pretrain import answer_accuracy, vocab_of
 from suite.tasks.families.facts.reading import Trunk, read, task_info
 from suite.tasks.families.facts.spec import FactsSpec
-from suite.tasks.families.facts.templates import layout_of
 from suite.tasks.family import ArrayResult, RunContext
 
 LEAK_P_VALUE = 1e-6  # the control's binomial test against chance

@@ -19,8 +19,8 @@ from suite.tasks.families.facts.data import (
     scored_labels,
     scored_positions,
 )
+from suite.tasks.families.facts.layouts import layout_of, vocab_of
 from suite.tasks.families.facts.spec import FactsSpec
-from suite.tasks.families.facts.templates import layout_of, vocab_of
 from suite.tasks.families.facts.vocab import Vocab
 
 ACCURACY_KEY = "pretrain_accuracy"  # a tensor beside the weights in the artefact

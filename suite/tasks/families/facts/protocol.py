@@ -13,10 +13,10 @@ from suite.gates.proxy import release, side_twin
 from suite.tasks.families.facts.base import BaseModel
 from suite.tasks.families.facts.data import draw_episodes, episode_seed, scored_labels
 from suite.tasks.families.facts.evaluation import Evaluator
+from suite.tasks.families.facts.layouts import layout_of
 from suite.tasks.families.facts.pretrain import load_base, vocab_of
 from suite.tasks.families.facts.reading import SharedTrunk, Trunk, read, task_info
 from suite.tasks.families.facts.spec import FactsSpec
-from suite.tasks.families.facts.templates import layout_of
 from suite.tasks.family import ArrayResult, RunContext, RunOutput, only_result
 from suite.tasks.training import check_finite, diagnostics_summary, make_optimizer, thin
 

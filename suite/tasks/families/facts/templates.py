@@ -13,17 +13,14 @@ just before its ``<v>``: the position where the value is the next token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Generator, Tensor
 
-from suite.tasks.families.facts.vocab import ASK, IGNORE, Vocab
+from suite.tasks.families.facts.vocab import ASK, IGNORE
 from suite.tasks.spec import StrictModel
-
-if TYPE_CHECKING:
-    from suite.tasks.families.facts.spec import FactsSpec
 
 Split = Literal["train", "test"]
 ENTITY_WORD, VALUE_WORD = "<e>", "<v>"
@@ -150,23 +147,3 @@ def _fill(rows: Tensor, entities: Tensor, values: Tensor) -> Tensor:
 
 
 PLAIN = Layout(torch.tensor([[ENTITY, VALUE]]), torch.tensor([[ASK, ENTITY, VALUE]]))
-
-
-def vocab_of(spec: FactsSpec) -> Vocab:
-    d, t = spec.data, spec.templates
-    return Vocab(d.n_entities, d.n_values, d.n_fillers, len(t.words) if t else 0)
-
-
-def layout_of(spec: FactsSpec, split: Split) -> Layout:
-    """The layout of ``split``'s episodes: train for pre-training and training, test for
-    evaluation (the plain layout for a spec without templates)."""
-    t = spec.templates
-    if t is None:
-        return PLAIN
-    word0 = vocab_of(spec).template0
-    ids = {w: word0 + i for i, w in enumerate(t.words)} | {ENTITY_WORD: ENTITY, VALUE_WORD: VALUE}
-
-    def rows(group: TemplateSet) -> Tensor:
-        return torch.tensor([[ids[w] for w in s.split()] for s in group.of(split)])
-
-    return Layout(rows(t.support), rows(t.queries))
