@@ -1,4 +1,4 @@
-"""What fusing operators would buy (``suite.bench_fusion``): the same numbers, timed both ways."""
+"""What fusing operators would buy (``suite.bench.fusion``): the same numbers, timed both ways."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 
 import torch
 
-from suite.bench_fusion import _written_out, compiled_steps, print_fusion, softmax_costs
+from suite.bench.fusion import _written_out, compiled_steps, print_fusion, softmax_costs
 
 
 def test_the_written_out_softmax_is_torchs_to_rounding_and_both_are_timed():

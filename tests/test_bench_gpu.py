@@ -1,4 +1,4 @@
-"""The prepared GPU checks (``suite.bench_gpu``), tried on CPU at the smoke profile."""
+"""The prepared GPU checks (``suite.bench.gpu``), tried on CPU at the smoke profile."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from suite import bench_gpu
+from suite.bench import gpu as bench_gpu
 from suite.tasks.families.lm.efficiency import allocated_mb, moe_latency
 
 

@@ -1,10 +1,10 @@
-"""Where a run's time goes (``suite.bench_roofline``): the counted products and the shares."""
+"""Where a run's time goes (``suite.bench.roofline``): the counted products and the shares."""
 
 from __future__ import annotations
 
 import pytest
 
-from suite.bench_roofline import print_roofline, where_time_goes
+from suite.bench.roofline import print_roofline, where_time_goes
 from suite.tasks.loading import load_task
 
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from suite import bench
-from suite.bench_scaling import TASK, print_scaling, scaled_spec, scaling_costs
+from suite.bench import run as bench
+from suite.bench.scaling import TASK, print_scaling, scaled_spec, scaling_costs
 from suite.results.aggregate import aggregate
 from suite.tasks.loading import load_all_tasks, select_tasks
 from suite.website.performance import bench_sections

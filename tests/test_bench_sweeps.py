@@ -1,10 +1,10 @@
-"""The bench's whole-sweep timings (``suite.bench_sweeps``), tried at the smoke profile."""
+"""The bench's whole-sweep timings (``suite.bench.sweeps``), tried at the smoke profile."""
 
 from __future__ import annotations
 
 import pytest
 
-from suite.bench_sweeps import table5_command_time
+from suite.bench.sweeps import table5_command_time
 
 
 def test_the_table5_command_is_timed_as_typed():

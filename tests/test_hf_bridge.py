@@ -190,7 +190,7 @@ def test_the_example_script_trains_a_gate_in_a_mixtral_and_generates():
 
 
 def test_the_bench_item_times_the_bridge_against_the_models_router():
-    from suite.bench_hf import ARCHS, hf_bridge_costs, print_hf_bridge
+    from suite.bench.hf import ARCHS, hf_bridge_costs, print_hf_bridge
 
     found = hf_bridge_costs(batch=2, seq_len=8, min_run_time=0.01)
     assert set(found) == set(ARCHS)

@@ -179,7 +179,7 @@ def test_the_efficiency_table_has_every_layer_and_figure():
 
 
 def test_only_moe_stores_the_table_beside_the_bench_records_other_items(tmp_path):
-    from suite.bench import update_report
+    from suite.bench.run import update_report
 
     out = tmp_path / "bench.json"
     out.write_text('{"hardware": "cpu", "seed_ms": {"one": 1.0}}')

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from suite.bench_sweeps import TABLE5_GATES
+from suite.bench.sweeps import TABLE5_GATES
 from suite.contract import State, UpdaterOutput
 from suite.gates.entries import get_gate
 from suite.runs.executors import Job

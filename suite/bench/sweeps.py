@@ -163,7 +163,7 @@ def table5_command_time(workers: int, gates: Sequence[str] = (), profile: str = 
     """Seconds for ``gatebench run --task transition/anticipation --profile paper --seeds 5
     --workers N`` as a user types it (its own interpreter, from a fresh results folder): without
     ``gates`` it runs every registered router and the submissions, as the command does."""
-    from suite.bench_gpu import run_command
+    from suite.bench.gpu import run_command
 
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [*run_command(TASK, gates, profile, tmp, workers), "--strict"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from suite.bench_roofline import median_ms
+from suite.bench.roofline import median_ms
 
 ARCHS = ("mixtral", "olmoe", "qwen2-moe", "qwen3-moe")
 STATEFUL = "beta+ant"

@@ -24,16 +24,16 @@
    iso-active dense MLP and DSC; latency (``torch.utils.benchmark``, one thread, median after
    warm-up), ratio to the batched top-k, parameters, FLOPs per token and allocated memory.
 9. Seeds trained together: one seed against five stacked into one vectorised pass and five in a
-   loop (``suite.bench_seeds``).
+   loop (``suite.bench.seeds``).
 10. How an epoch's cost grows with sequence length and batch: ms per epoch and peak allocated
     memory of a few gates on ``transition/anticipation`` (paper profile) for T = 16 to 1024 at a
-    fixed batch and B = 64 to 1024 at a fixed T (``suite.bench_scaling``).
-11. A facts seed's updaters over one data pass against each alone (``suite.bench_seeds``).
+    fixed batch and B = 64 to 1024 at a fixed T (``suite.bench.scaling``).
+11. A facts seed's updaters over one data pass against each alone (``suite.bench.seeds``).
 12. Where the time goes: a sample of default-profile runs timed, their matrix products counted,
     and the share of the time those products would take at this core's in-cache speed
-    (``suite.bench_roofline``).
+    (``suite.bench.roofline``).
 13. What fusing operators would buy: a training step eager against ``torch.compile``, and torch's
-    softmax over a few experts against exp/sum written out (``suite.bench_fusion``).
+    softmax over a few experts against exp/sum written out (``suite.bench.fusion``).
 
 Results are printed and written to ``results/bench.json``.
 """
@@ -49,11 +49,11 @@ from pathlib import Path
 
 import torch
 
-from suite.bench_fusion import fusion_costs, print_fusion
-from suite.bench_roofline import print_roofline, where_time_goes
-from suite.bench_scaling import print_scaling, scaling_costs
-from suite.bench_seeds import print_seed_costs, print_shared_pass, seed_costs, shared_pass_costs
-from suite.bench_sweeps import (
+from suite.bench.fusion import fusion_costs, print_fusion
+from suite.bench.roofline import print_roofline, where_time_goes
+from suite.bench.scaling import print_scaling, scaling_costs
+from suite.bench.seeds import print_seed_costs, print_shared_pass, seed_costs, shared_pass_costs
+from suite.bench.sweeps import (
     DASK_GATES,
     TABLE5_GATES,
     TASK,
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             update_report(args.out, key, value)
         return 0
     if args.only_hf:
-        from suite.bench_hf import hf_bridge_costs, print_hf_bridge
+        from suite.bench.hf import hf_bridge_costs, print_hf_bridge
 
         kind = torch.device(args.device).type
         bridge = hf_bridge_costs(device=args.device)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     print_roofline(roofline)
     report.update(fusion := fusion_costs())
     print_fusion(fusion)
-    from suite.bench_hf import hf_bridge_costs, print_hf_bridge
+    from suite.bench.hf import hf_bridge_costs, print_hf_bridge
 
     report["hf_bridge_ms"] = bridge = hf_bridge_costs()
     print_hf_bridge(bridge)

@@ -1,6 +1,6 @@
 """The GPU checks in one prepared command, for a session that has a GPU for a few minutes.
 
-``python -m suite.bench_gpu --out DIR`` runs, each in a child process with its own time limit
+``python -m suite.bench.gpu --out DIR`` runs, each in a child process with its own time limit
 (one that hangs or runs long costs its own item, never the rest), and in this order:
 
 1. ``env``: torch, CUDA and the device seen;
@@ -42,8 +42,16 @@ TABLE5 = (
     ["affinity", "beta", "pi", "ant", "beta+pi", "beta+ant", "pi+ant", "beta+pi+ant", "oracle"],
 )
 FACTS = "facts/sliding-window"
-ITEMS = ("env", "moe", "table6", "table5", "tests", "facts")
-LIMITS_S = {"env": 60, "moe": 120, "table6": 240, "table5": 180, "tests": 180, "facts": 600}
+ITEMS = ("env", "moe", "hf", "table6", "table5", "tests", "facts")
+LIMITS_S = {
+    "env": 60,
+    "moe": 120,
+    "hf": 90,
+    "table6": 240,
+    "table5": 180,
+    "tests": 180,
+    "facts": 600,
+}
 MIN_START_S = 20.0
 HEADLINES = {
     "table6": (TABLE6[0], "bpc_transition"),
@@ -130,6 +138,17 @@ def item_commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
     return {
         "env": [_python("-c", ENV_PROBE)],
         "moe": [_python(*moe, "--out", str(out / "bench.json"))],
+        "hf": [
+            _python(
+                "-m",
+                "suite.bench",
+                "--only-hf",
+                "--device",
+                args.device,
+                "--out",
+                str(out / "bench.json"),
+            )
+        ],
         "table6": [_sweep(t6_task, t6_gates, args, out / "table6")],
         "table5": [
             _sweep(t5_task, t5_gates, args, out / "table5"),
@@ -141,7 +160,7 @@ def item_commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m suite.bench_gpu", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m suite.bench.gpu", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for logs and results")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--profile", default="paper", help="smoke to try the script on CPU")

@@ -27,7 +27,7 @@ from unittest import mock
 
 import torch
 
-from suite.bench_roofline import median_ms
+from suite.bench.roofline import median_ms
 from suite.gates.entries import get_gate
 from suite.tasks.family import get_family
 from suite.tasks.loading import load_task
