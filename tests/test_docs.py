@@ -130,3 +130,44 @@ def test_every_relative_link_of_the_readme_and_the_guide_resolves():
                 continue
             target = (page.parent / href.split("#")[0]).resolve()
             assert target.exists(), f"{page.relative_to(ROOT)} links to {href}, which is missing"
+
+
+def test_the_readme_summary_is_fresh_against_the_committed_data():
+    """The README's results block is rendered from docs/data/summary.json alone: regenerate it
+    with `python -m suite.results.summary` whenever the data changes."""
+    from suite.results.summary import stale
+
+    assert not stale()
+
+
+def test_a_stale_summary_is_caught(tmp_path):
+    import json
+
+    from suite.results.summary import DATA, README, stale
+
+    data = json.loads(DATA.read_text())
+    data["findings"][0]["evidence"][0]["mean"] += 0.01  # a record changed, the README did not
+    changed = tmp_path / "summary.json"
+    changed.write_text(json.dumps(data))
+    assert stale(README, changed)
+    data["findings"][0]["verdict"] = (
+        "fails" if data["findings"][0]["verdict"] != "fails" else "holds"
+    )
+    changed.write_text(json.dumps(data))
+    assert stale(README, changed)
+
+
+def test_no_measured_number_is_typed_by_hand_in_the_readme():
+    """Outside the generated block, the README states no measurement: numbers with decimals or
+    timings belong to the records (the site, gatebench report) and to the generated block."""
+    from suite.results.summary import BEGIN, END
+
+    text = (ROOT / "README.md").read_text()
+    head, rest = text.split(BEGIN, 1)
+    outside = head + rest.split(END, 1)[1]
+    prose = re.sub(r"```.*?```", "", outside, flags=re.S)  # commands and code, not measurements
+    prose = re.sub(r"Python \d+\.\d+", "", prose)  # a version, not a measurement
+    found = re.findall(
+        r"(?<![\w.`-])\d+\.\d+(?![\w.`])|\b\d+m\d\ds\b|\b\d+(?:\.\d+)? ?(?:ms|s)\b", prose
+    )
+    assert not found, f"numbers typed by hand in the README: {found}"
