@@ -24,12 +24,25 @@ BEGIN = "<!-- generated: results summary (python -m suite.results.summary); do n
 END = "<!-- end of generated summary -->"
 
 
-def build_summary(results: Path, profile: str | None = None) -> dict[str, Any]:
-    """The compact summary of a results folder (findings, claims, best gates, provenance)."""
+def build_summary(
+    results: Path,
+    profile: str | None = None,
+    claims_results: Path | None = None,
+    claims_profile: str = "paper",
+) -> dict[str, Any]:
+    """The compact summary of a results folder (findings, best gates, provenance), with the
+    claims' verdicts from ``claims_results`` at ``claims_profile`` where given (claims are
+    judged only at the paper's settings, which ``run-all``'s default profile is not)."""
     from suite.results.findings import judge_findings
     from suite.results.loading import load_results
 
     agg, records = load_results(results, profile)
+    verdicts = {t.task.id: t.claims for t in agg.tasks}
+    claims_source = {"results": str(results), "profile": profile or "newest"}
+    if claims_results is not None:
+        paper, paper_records = load_results(claims_results, claims_profile)
+        verdicts = {t.task.id: t.claims for t in paper.tasks}
+        claims_source = {"profile": claims_profile, "records": len(paper_records)}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
     findings = []
     for v in judge_findings(agg):
@@ -75,15 +88,21 @@ def build_summary(results: Path, profile: str | None = None) -> dict[str, Any]:
                 "mean": s.mean if s else None,
                 "low": s.ci_low if s else None,
                 "high": s.ci_high if s else None,
-                "claims": dict(sorted(Counter(v.label for v in tres.claims).items())),
             }
         )
+    claims = {
+        task: dict(sorted(Counter(v.label for v in found).items()))
+        for task, found in sorted(verdicts.items())
+        if found
+    }
     return {
         "records": len(records),
         "profiles": sorted({t["profile"] for t in tasks}),
         "commits": [c for c, _ in commits.most_common()],
         "findings": findings,
         "tasks": tasks,
+        "claims": claims,
+        "claims_source": claims_source,
     }
 
 
@@ -114,11 +133,17 @@ def render_block(summary: dict[str, Any]) -> str:
         more = f"; and {len(f['evidence']) - 3} more" if len(f["evidence"]) > 3 else ""
         lines.append(f"| {f['statement']} | **{f['verdict']}** | {shown or '—'}{more} |")
     claims: Counter[str] = Counter()
-    for t in summary["tasks"]:
-        claims.update(t["claims"])
+    for counts in summary.get("claims", {}).values():
+        claims.update(counts)
     if claims:
         counted = ", ".join(f"{n} {label}" for label, n in sorted(claims.items()))
-        lines += ["", f"Claims in these records: {counted}."]
+        source = summary.get("claims_source", {})
+        where = f"{source.get('records', '?')} records at the {source.get('profile')} profile"
+        lines += [
+            "",
+            f"The papers' claims, judged on {where} of the tasks that carry them: {counted} "
+            "(a verdict names its setting: the paper's own, a reduced scale, or a transfer).",
+        ]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -142,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.results.summary", description=__doc__)
     parser.add_argument("--results", type=Path, help="build the data from these records first")
     parser.add_argument("--profile", help="the profile whose records are summarised")
+    parser.add_argument("--claims-results", type=Path, help="judge the claims on these records")
+    parser.add_argument("--claims-profile", default="paper", help="their profile (paper)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
     args = parser.parse_args(argv)
     if args.check:
@@ -151,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.results is not None:
         DATA.parent.mkdir(parents=True, exist_ok=True)
-        summary = build_summary(args.results, args.profile)
+        summary = build_summary(
+            args.results, args.profile, args.claims_results, args.claims_profile
+        )
         DATA.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         print(f"wrote {DATA}")
     summary = json.loads(DATA.read_text())
