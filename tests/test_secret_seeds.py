@@ -151,6 +151,13 @@ def test_the_secret_board_is_shown_where_one_exists(sweep, tmp_path):
     assert f"secret seeds (salt {salt_id('5eed5a17')})" in render_text(
         aggregate(list(iter_records(results)))
     )
+    from suite.results.loading import load_results
+
+    public, _ = load_results(results, salt="")  # what a --salt public submission is shown
+    assert public.tasks[0].seed_mode == "public" and set(public.tasks[0].gates) == {
+        "affinity",
+        "beta",
+    }
 
 
 def test_the_first_secret_run_says_what_it_costs(sweep, tasks, tmp_path):

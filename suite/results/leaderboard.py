@@ -19,8 +19,7 @@ from suite.runs.records import GateRef
 from suite.seeding import derive_seed
 
 MIN_SCALE = 1e-9
-INCOMPLETE = ("failed", "partial", "rejected")  # a gate with such a task is not ranked
-UNRANKED_WHY = {
+UNRANKED_WHY = {  # a gate with such a status on any task of the family is not ranked
     "failed": "a run failed",
     "partial": "some seeds failed",
     "rejected": "a check or an audit rejected it",
@@ -150,12 +149,12 @@ def leaderboard(tasks: list[TaskResult]) -> tuple[list[LeaderboardRow], list[Tas
     # fail (or break a rule) on would let it fail where it does badly and rank on the rest.
     # Tasks it declines (supports) are skipped for every gate alike and shown as its coverage.
     for row in rows:
-        statuses = {
-            t.task.id: t.gates[row.gate.id].status for t in tasks if row.gate.id in t.gates
-        }
+        statuses = {t.task.id: t.gates[row.gate.id].status for t in tasks if row.gate.id in t.gates}
         off = {task: status for task, status in statuses.items() if status in UNRANKED_WHY}
         row.unranked = "; ".join(f"{task} ({UNRANKED_WHY[st]})" for task, st in off.items())
-        row.marks = sorted({f for t in tasks if row.gate.id in t.gates for f in t.gates[row.gate.id].flags})
+        row.marks = sorted(
+            {f for t in tasks if row.gate.id in t.gates for f in t.gates[row.gate.id].flags}
+        )
     complete = [r for r in rows if not r.unranked]
     ranks = shared_ranks({r.gate.id: (r.ci_low, r.ci_high) for r in complete}, True)
     for row in complete:

@@ -36,9 +36,13 @@ def current_refs(
 
 
 def load_results(
-    results: Path, profile: str | None = None, task_ids: Sequence[str] = ()
+    results: Path, profile: str | None = None, task_ids: Sequence[str] = (), salt: str | None = None
 ) -> tuple[Aggregate, list[RunRecord]]:
+    """The aggregate of a results folder; ``salt``: only the records of that seed salt ("" for
+    the public seeds), where the boards would otherwise show the secret seeds' runs."""
     bad: list[Path] = []
     records = list(iter_records(results, bad))
+    if salt is not None:
+        records = [r for r in records if r.provenance.salt == salt]
     agg = aggregate(records, current_refs(records, profile, task_ids), unreadable=len(bad))
     return agg, records

@@ -232,11 +232,9 @@ def submit(folder: Path, options: SweepOptions, log: Log) -> SubmitResult:
     else:
         log("Public seeds: a development run. Its results are shown, never ranked.")
     summary = Sweep(options, log).run(tasks, [*baselines, entry])
-    agg, _ = load_results(options.results, options.profile, [t.id for t in tasks])
+    agg, _ = load_results(options.results, options.profile, [t.id for t in tasks], options.salt)
     outcomes = []
     for tres in agg.tasks:
-        if tres.salt != options.salt:  # another salt's board: not this submission's comparison
-            continue
         outcome = _outcome(tres, entry.id)
         if tres.task.id in unsupported:
             outcome.reason = "the gate's supports() declined this task"
