@@ -378,3 +378,18 @@ def test_a_lower_is_better_metric_scales_towards_its_ideal_zero():
     assert scale.ceiling == "ideal 0"
     # (0.2 - 0.5) / (0 - 0.5) = 0.6; (0.5 - 0.4) / (0 - 0.4) = -0.25 (worse than the reference)
     assert scale.scores["better"] == pytest.approx({0: 0.6, 1: -0.25, 2: 1.0})
+
+
+def test_the_mixture_tasks_window_losses():
+    """loss_early, loss_final and loss_after_shift: the mean training loss over the first, the
+    last and the post-shift windows of steps."""
+    from suite.tasks.families.transition.mixture import window_losses
+
+    losses = torch.tensor([4.0, 2.0, 9.0, 1.0, 3.0, 5.0, 0.0, 6.0])
+    found = window_losses(losses, window=2, shift_at=3)
+    assert found == {"loss_early": 3.0, "loss_final": 3.0, "loss_after_shift": 2.0}
+    # (4 + 2) / 2, (0 + 6) / 2, (1 + 3) / 2
+    assert window_losses(losses, window=3, shift_at=None) == {
+        "loss_early": 5.0,  # (4 + 2 + 9) / 3
+        "loss_final": pytest.approx(11 / 3),  # (5 + 0 + 6) / 3
+    }

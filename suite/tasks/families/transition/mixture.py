@@ -80,6 +80,18 @@ def _first_step(condition: Tensor, start: int) -> int | None:
     return int(hits[0]) if hits.numel() else None
 
 
+def window_losses(losses: Tensor, window: int, shift_at: int | None) -> dict[str, float]:
+    """Mean training loss over the first and the last ``window`` steps, and over the ``window``
+    steps from the shift where the experts' noise swaps."""
+    found = {
+        "loss_early": losses[:window].mean().item(),
+        "loss_final": losses[-window:].mean().item(),
+    }
+    if shift_at is not None:
+        found["loss_after_shift"] = losses[shift_at : shift_at + window].mean().item()
+    return found
+
+
 def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
     data = spec.data
     train = spec.train
@@ -121,17 +133,11 @@ def run(spec: TransitionSpec, gate: RouterGate, ctx: RunContext) -> RunOutput:
             eval_batches.append(batch)
         ctx.tick(step + 1, steps)
 
-    W = train.eval_window
-    metrics: dict[str, float] = {
-        "loss_early": losses[:W].mean().item(),
-        "loss_final": losses[-W:].mean().item(),
-    }
+    metrics = window_losses(losses, train.eval_window, data.shift.at if data.shift else None)
     notes: list[str] = []
     marks = {"shift": data.shift.at} if data.shift else {}
     x_steps, loss_points = thin(losses)
     arrays = {"train_loss": ArrayResult(loss_points, {"step": x_steps}, marks)}
-    if data.shift is not None:
-        metrics["loss_after_shift"] = losses[data.shift.at : data.shift.at + W].mean().item()
     if pi_history is not None:
         final = pi_history[-1]
         metrics["pi_contrast"] = (final.max() / final.min()).item()
