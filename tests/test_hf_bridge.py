@@ -91,7 +91,7 @@ def test_forward_backward_and_the_aux_loss_reach_the_gate(arch, gate):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("gate", ["beta+ant", "delta-rule"])
-def test_cached_generation_equals_generation_without_a_cache(arch, gate):
+def test_cached_generation_equals_generation_without_a_cache(arch, gate, monkeypatch):
     model = _model(arch)
     bridge = attach(model, gate)
     with torch.no_grad():  # trained-looking parameters (an updater starts writing nothing)
@@ -110,13 +110,9 @@ def test_cached_generation_equals_generation_without_a_cache(arch, gate):
     # the control: a bridge that forgot its state between cached steps gives other logits
     import suite.integrations.hf as hf
 
-    real = hf._continues
-    hf._continues = lambda kwargs: False
-    try:
-        with torch.no_grad():
-            forgetful = model.generate(prompt, use_cache=True, **kw)
-    finally:
-        hf._continues = real
+    monkeypatch.setattr(hf, "_continues", lambda kwargs: False)
+    with torch.no_grad():
+        forgetful = model.generate(prompt, use_cache=True, **kw)
     assert any(not torch.allclose(a, b, atol=1e-5) for a, b in zip(forgetful.logits, fresh.logits))
     bridge.detach()
 

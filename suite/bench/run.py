@@ -185,6 +185,13 @@ def update_report(path: Path, key: str, value: object) -> None:
     print(f"{key} written to {path}")
 
 
+def device_key(item: str, device: str) -> str:
+    """The bench record's key of an item timed on ``device``: the item on the CPU, else the item
+    with the device kind (``moe_latency_ms_cuda``), so a GPU's numbers sit beside the CPU's."""
+    kind = torch.device(device).type
+    return item if kind == "cpu" else f"{item}_{kind}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.bench", description=__doc__)
     parser.add_argument("--epochs", type=int, default=100, help="epochs timed per gate")
@@ -291,16 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_hf:
         from suite.bench.hf import hf_bridge_costs, print_hf_bridge
 
-        kind = torch.device(args.device).type
         bridge = hf_bridge_costs(device=args.device)
         print_hf_bridge(bridge)
-        update_report(args.out, "hf_bridge_ms" + ("" if kind == "cpu" else f"_{kind}"), bridge)
+        update_report(args.out, device_key("hf_bridge_ms", args.device), bridge)
         return 0
     if args.only_moe:
-        kind = torch.device(args.device).type
         moe = moe_latency(device=args.device)
         print_moe(moe)
-        update_report(args.out, "moe_latency_ms" + ("" if kind == "cpu" else f"_{kind}"), moe)
+        update_report(args.out, device_key("moe_latency_ms", args.device), moe)
         return 0
     print(f"{'gate':<14} {'forward ms/epoch':>17} {'step loop ms/epoch':>19} {'speed-up':>9}")
     for gate_id in TABLE5_GATES:
