@@ -224,9 +224,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from suite.runs.setup import SweepOptions, default_workers
     from suite.runs.submit import load_submissions
     from suite.runs.sweep import Sweep
-    from suite.tasks.loading import load_all_tasks, select_tasks
+    from suite.tasks.loading import load_all_tasks, select_tasks, tasks_for_profile
 
-    tasks = select_tasks(load_all_tasks(), args.task, args.family)
+    tasks = tasks_for_profile(select_tasks(load_all_tasks(), args.task, args.family), args.profile)
     if args.seeds is not None and args.seeds < 1:
         raise GateBenchError("--seeds must be at least 1.")
     options = SweepOptions(

@@ -50,7 +50,7 @@ def _top_k(block: nn.Module, logits: Tensor, dtype: torch.dtype) -> tuple[Tensor
     return weights.to(dtype), index
 
 
-def _shared(block: nn.Module, flat: Tensor, routed: Tensor) -> Tensor:
+def with_shared_expert(block: nn.Module, flat: Tensor, routed: Tensor) -> Tensor:
     if hasattr(block, "shared_expert"):  # Qwen2-MoE
         return routed + torch.sigmoid(block.shared_expert_gate(flat)) * block.shared_expert(flat)
     return routed
@@ -64,7 +64,7 @@ def router_forward(block: nn.Module, hidden: Tensor, bridge: Bridge, layer: _Lay
     weights, index = _top_k(block, out.logits.reshape(B * T, -1), flat.dtype)
     layer.choices = index.detach()
     routed = block.experts(flat, index, weights)
-    return _shared(block, flat, routed).reshape(B, T, D)
+    return with_shared_expert(block, flat, routed).reshape(B, T, D)
 
 
 def updater_forward(block: nn.Module, hidden: Tensor, bridge: Bridge, layer: _Layer) -> Tensor:
@@ -76,7 +76,7 @@ def updater_forward(block: nn.Module, hidden: Tensor, bridge: Bridge, layer: _La
     layer.choices = index.detach()
     a_gu, b_gu, a_down, b_down = (f.reshape(B * T, *f.shape[2:]) for f in out.factors[:4])
     routed = lora_experts(block.experts, flat, index, weights, (a_gu, b_gu, a_down, b_down))
-    return _shared(block, flat, routed).reshape(B, T, D)
+    return with_shared_expert(block, flat, routed).reshape(B, T, D)
 
 
 def lora_experts(
@@ -85,12 +85,16 @@ def lora_experts(
     index: Tensor,
     weights: Tensor,
     factors: tuple[Tensor, Tensor, Tensor, Tensor],
+    clamp: float | None = None,
 ) -> Tensor:
     """The experts' SwiGLU MLPs with per-token LoRA corrections shared by every expert:
     gate_up(u) + (u A_gu) B_gu and down(h) + (h A_down) B_down. The gate/up correction is the
-    same for every expert, so it is computed once per token."""
+    same for every expert, so it is computed once per token. ``clamp`` caps each correction's
+    norm (the preprint clamps them; None leaves them as they are)."""
     a_gu, b_gu, a_down, b_down = factors
-    correction = torch.einsum("nr,nro->no", torch.einsum("nd,ndr->nr", flat, a_gu), b_gu)
+    cap = _capped if clamp is not None else (lambda c, _: c)
+    low_gu = torch.einsum("nd,ndr->nr", flat, a_gu)
+    correction = cap(torch.einsum("nr,nro->no", low_gu, b_gu), clamp)
     out = torch.zeros_like(flat)
     n_experts = experts.gate_up_proj.shape[0]
     with torch.no_grad():
@@ -103,6 +107,13 @@ def lora_experts(
         gate, up = (F.linear(u, experts.gate_up_proj[e]) + correction[token]).chunk(2, dim=-1)
         h = experts.act_fn(gate) * up
         low = torch.einsum("ni,nir->nr", h, a_down[token])
-        y = F.linear(h, experts.down_proj[e]) + torch.einsum("nr,nrd->nd", low, b_down[token])
+        low_down = cap(torch.einsum("nr,nrd->nd", low, b_down[token]), clamp)
+        y = F.linear(h, experts.down_proj[e]) + low_down
         out.index_add_(0, token, (y * weights[token, slot, None]).to(out.dtype))
     return out
+
+
+def _capped(correction: Tensor, clamp: float) -> Tensor:
+    """``correction`` with each row's norm at most ``clamp``."""
+    norm = correction.norm(dim=-1, keepdim=True)
+    return correction * (clamp / norm.clamp(min=1e-12)).clamp(max=1.0)

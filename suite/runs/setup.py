@@ -77,6 +77,14 @@ def check_gate_params(tasks: list[TaskSpec], known: set[str]) -> None:
             )
 
 
+def check_tasks_ready(tasks: list[TaskSpec], profile: str) -> None:
+    """Each family's own check that a task can run here (e.g. pretrained weights on disk)."""
+    from suite.tasks.family import get_family
+
+    for task in tasks:
+        get_family(task.family).check_ready(task.for_profile(profile))
+
+
 def make_executor(options: SweepOptions) -> Executor:
     if options.executor == "inline" or options.workers == 0:
         return InlineExecutor()

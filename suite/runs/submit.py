@@ -29,7 +29,7 @@ from suite.runs.salt import seed_label
 from suite.runs.setup import SweepOptions, make_executor
 from suite.runs.sweep import CONFORMANCE_TIME_S, Sweep, SweepSummary
 from suite.tasks.family import get_family
-from suite.tasks.loading import load_all_tasks
+from suite.tasks.loading import load_all_tasks, tasks_for_profile
 from suite.tasks.spec import TaskSpec
 
 Log = Callable[[str], None]
@@ -220,6 +220,7 @@ def submit(folder: Path, options: SweepOptions, log: Log) -> SubmitResult:
     """Check and run one submission on every task of its families, beside the baselines."""
     manifest = load_manifest(folder)
     tasks = [t for t in load_all_tasks() if t.family in manifest.families]
+    tasks = tasks_for_profile(tasks, options.profile)
     loaded = load_submissions([folder], tasks, options)
     if loaded.errors:
         raise SubmissionError(loaded.errors[0])

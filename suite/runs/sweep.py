@@ -38,6 +38,7 @@ from suite.runs.setup import (
     check_device,
     check_gate_params,
     check_results_folder,
+    check_tasks_ready,
     make_executor,
 )
 from suite.tasks.family import get_family, job_spec
@@ -251,6 +252,7 @@ class Sweep:
         check_device(options.device)
         check_results_folder(options.results)
         check_gate_params(tasks, {g.id for g in all_gates()} | {g.id for g in gates})
+        check_tasks_ready(tasks, options.profile)
         started = time.monotonic()
         executors: list[Executor] = []
 

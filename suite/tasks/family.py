@@ -148,6 +148,10 @@ class TaskFamily(ABC, Generic[SpecT]):
             else (self.task_info(spec))
         )
 
+    def check_ready(self, spec: SpecT) -> None:
+        """Raise ``RunError`` with one line where ``spec`` cannot run on this machine (e.g.
+        pretrained weights that are not here): the sweep asks before any run starts."""
+
     @abstractmethod
     def run(self, spec: SpecT, gate: Any, ctx: RunContext) -> RunOutput:
         """Train and evaluate ``gate`` on one seed of ``spec``."""

@@ -160,6 +160,19 @@ def load_task(task_id: str, profile: str | None = None) -> TaskSpec:
     return spec.for_profile(profile) if profile else spec
 
 
+def tasks_for_profile(tasks: Sequence[TaskSpec], profile: str) -> list[TaskSpec]:
+    """The tasks that run ``profile``: all of them, but an optional profile only where a spec
+    defines it; none at all is an error that names the profile and the specs that have it."""
+    chosen = [t for t in tasks if t.has_profile(profile)]
+    if tasks and not chosen:
+        having = sorted(t.id for t in load_all_tasks() if profile in t.profiles)
+        raise SpecError(
+            f"No selected task defines the profile '{profile}'"
+            + (f"; the tasks that do: {', '.join(having)}." if having else ".")
+        )
+    return chosen
+
+
 def select_tasks(
     tasks: Sequence[TaskSpec], ids: Iterable[str] = (), family: str | None = None
 ) -> list[TaskSpec]:

@@ -2,8 +2,9 @@
 rejected.
 
 A spec file holds the paper-scale settings at its top level and partial overrides per profile
-(``smoke``, ``default``, ``paper``). ``TaskSpec.for_profile`` merges an override and validates the
-result. Family-specific parts (data, model, training) are declared by each family's subclass.
+(``smoke``, ``default``, ``paper``; ``weights`` where a spec defines it).
+``TaskSpec.for_profile`` merges an override and validates the result. Family-specific parts
+(data, model, training) are declared by each family's subclass.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from suite.errors import SpecError
 from suite.identity import stable_hash
 
-PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
-ProfileName = Literal["smoke", "default", "paper"]
+PROFILES: tuple[str, ...] = ("smoke", "default", "paper", "weights")
+ProfileName = Literal["smoke", "default", "paper", "weights"]
+OPTIONAL_PROFILES: tuple[str, ...] = ("weights",)
+"""Profiles that only the specs which define them run (``weights``: a pretrained model read from
+disk, e.g. the paper's own); every spec runs the others."""
 TASK_ID_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)+$"
 MetricKind = Literal["scalar", "curve", "curves", "matrix"]
 ARRAY_DIMS: dict[str, int] = {"curve": 1, "curves": 2, "matrix": 2}
@@ -316,6 +320,12 @@ class TaskSpec(StrictModel):
         return self
 
     # -- profiles and identity --------------------------------------------------------------
+
+    def has_profile(self, profile: str) -> bool:
+        """Whether this spec runs ``profile`` (an optional profile only where it defines it)."""
+        return profile in PROFILES and (
+            profile not in OPTIONAL_PROFILES or profile in self.profiles
+        )
 
     def for_profile(self, profile: str) -> TaskSpec:
         """The spec as a given profile runs it (override merged, ``profiles`` dropped)."""

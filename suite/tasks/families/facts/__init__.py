@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from suite.contract import TaskInfo
+from suite.errors import RunError
+from suite.integrations.hf_models import WeightsMissing, find_pretrained
 from suite.seeding import RunSeeds
 from suite.tasks.families.facts import evaluation, protocol, reading
 from suite.tasks.families.facts.pretrain import pretrain
@@ -38,6 +40,13 @@ class FactsFamily(TaskFamily[FactsSpec]):
         "Facts read once, queried after they left the attention window: can an updater that "
         "writes fast weights into the experts keep them?"
     )
+
+    def check_ready(self, spec: FactsSpec) -> None:
+        if spec.base is not None:
+            try:
+                find_pretrained(spec.base.pretrained)
+            except WeightsMissing as exc:
+                raise RunError(f"{spec.id}: {exc}") from None
 
     def task_info(self, spec: FactsSpec) -> TaskInfo:
         return reading.task_info(spec)

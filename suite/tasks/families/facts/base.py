@@ -1,4 +1,5 @@
-"""The frozen base: a tiny causal MoE transformer with sliding-window attention.
+"""GateBench's first frozen base (``model.arch: home``), kept to compare with the ``transformers``
+bases (``hf_base``): a tiny causal MoE transformer with sliding-window attention.
 
 Blocks are pre-norm: attention over the last ``window`` tokens (rotary positions, so retrieval
 learned at one depth works at any depth), then a feed-forward mixture of experts with a softmax
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,15 @@ from torch import Tensor, nn
 
 Factors = tuple[Tensor, ...]
 """Per-position LoRA factors (A1 (B,T,D,r), B1 (B,T,r,F), A2 (B,T,F,r), B2 (B,T,r,D)), or ()."""
+
+
+class FrozenBase(Protocol):
+    """What the protocol reads of a base: this hand-written one or a ``transformers`` model
+    (``hf_base.HFBase``)."""
+
+    def trunk(self, tokens: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def finish(self, x: Tensor, u: Tensor, factors: Factors = ()) -> Tensor: ...
 
 
 @functools.lru_cache(maxsize=64)

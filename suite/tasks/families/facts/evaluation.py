@@ -23,7 +23,7 @@ from suite.contract import State, UpdaterOutput
 from suite.gates.proxy import release, side_twin
 from suite.gates.wire import map_tensors
 from suite.tasks.columns import fingerprint, to_dataset
-from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.base import FrozenBase
 from suite.tasks.families.facts.data import (
     Episodes,
     cat_episodes,
@@ -88,7 +88,7 @@ class Evaluator:
     def __init__(
         self,
         spec: FactsSpec,
-        base: BaseModel,
+        base: FrozenBase,
         snapshot: Any,
         ctx: RunContext,
         trunk: Trunk | None = None,

@@ -7,11 +7,14 @@ dict is the family's prepared artefact; the base's final in-context accuracy tra
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
+from suite.integrations.hf_models import find_pretrained, load_pretrained, tiny_moe
 from suite.seeding import RunSeeds, derive_seed, generator, seeded_global_rng
-from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.base import BaseModel, FrozenBase
 from suite.tasks.families.facts.data import (
     IGNORE,
     draw_episodes,
@@ -19,6 +22,8 @@ from suite.tasks.families.facts.data import (
     scored_labels,
     scored_positions,
 )
+from suite.tasks.families.facts.hf_base import HFBase
+from suite.tasks.families.facts.hf_base import dims as hf_dims
 from suite.tasks.families.facts.layouts import layout_of, vocab_of
 from suite.tasks.families.facts.spec import FactsSpec
 from suite.tasks.families.facts.vocab import Vocab
@@ -33,18 +38,44 @@ def warmup_share(steps: int) -> float:
     return WARMUP_SHARE if WARMUP_SHARE * steps != 1 else 2 / steps
 
 
-def build_base(spec: FactsSpec) -> BaseModel:
+def build_base(spec: FactsSpec) -> FrozenBase:
+    """The spec's base, its parameters drawn from the global RNG (or read from disk where it is
+    pretrained)."""
+    m, d, size = spec.model, spec.data, vocab_of(spec).size
+    if spec.base is not None:
+        model = load_pretrained(spec.base.pretrained)
+        return HFBase(model, d.window, size, m.clamp, spec.base.token_offset)
+    if m.arch == "home":
+        return BaseModel(size, m.d_model, m.n_layers, m.n_heads, m.d_ff, m.n_experts, d.window,
+                         m.clamp)  # fmt: skip
+    model = tiny_moe(
+        m.arch, vocab=size, hidden=m.d_model, expert_hidden=m.d_ff, layers=m.n_layers,
+        heads=m.n_heads, experts=m.n_experts, top_k=m.top_k, max_positions=spec.seq_len,
+        sliding_window=d.window if m.arch == "mixtral" else None, rope_theta=m.rope_theta,
+        init_std=m.init_std, embed_std=m.embed_std,
+    )  # fmt: skip
+    return HFBase(model, d.window, size, m.clamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _pretrained_dims(name: str) -> tuple[int, int, int]:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(find_pretrained(name), local_files_only=True)
+    with torch.device("meta"):  # the shapes only: no weights read, no memory
+        return hf_dims(AutoModelForCausalLM.from_config(config))
+
+
+def base_dims(spec: FactsSpec) -> tuple[int, list[list[int]], int]:
+    """(width, the adapted matrices' shapes, experts) of the base's last MoE block: what an
+    updater is built for."""
     m = spec.model
-    return BaseModel(
-        vocab_of(spec).size,
-        m.d_model,
-        m.n_layers,
-        m.n_heads,
-        m.d_ff,
-        m.n_experts,
-        spec.data.window,
-        m.clamp,
-    )
+    if spec.base is not None:
+        D, F, E = _pretrained_dims(spec.base.pretrained)
+    else:
+        D, F, E = m.d_model, m.d_ff, m.n_experts
+    up = F if spec.base is None and m.arch == "home" else 2 * F  # SwiGLU: gate and up
+    return D, [[D, up], [F, D]], E
 
 
 def answer_accuracy(logits: torch.Tensor, labels: torch.Tensor, vocab: Vocab) -> torch.Tensor:
@@ -55,6 +86,10 @@ def answer_accuracy(logits: torch.Tensor, labels: torch.Tensor, vocab: Vocab) ->
 
 
 def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
+    """The base's weights after pre-training and its final in-context accuracy (only the
+    accuracy for a pretrained base, whose weights stay where they are)."""
+    if spec.base is not None:
+        return {ACCURACY_KEY: measured_accuracy(spec, build_base(spec), seeds)}
     vocab = vocab_of(spec)
     p, d = spec.pretrain, spec.data
     with seeded_global_rng(seeds.derive("base-init")):
@@ -92,12 +127,31 @@ def pretrain(spec: FactsSpec, seeds: RunSeeds) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_base(spec: FactsSpec, artifact: dict[str, torch.Tensor]) -> tuple[BaseModel, float]:
+def measured_accuracy(spec: FactsSpec, base: FrozenBase, seeds: RunSeeds, batches: int = 8):
+    """In-context accuracy of a frozen base on pre-training episodes (facts inside the window)."""
+    vocab, p, d = vocab_of(spec), spec.pretrain, spec.data
+    n_facts, n_queries = spec.pretrain_facts
+    data_seed = seeds.derive("base-data")
+    hits = []
+    with torch.no_grad():
+        for i in range(batches):
+            episodes = draw_episodes(
+                vocab, p.batch_size, n_facts, p.max_gap, n_queries,
+                episode_seed(data_seed, "pretrain-check", i), d.overwrites,
+                layout_of(spec, "train"),
+            )  # fmt: skip
+            tokens, labels = episodes.in_context()
+            hits.append(answer_accuracy(base(tokens), labels, vocab))
+    return torch.cat(hits).mean()
+
+
+def load_base(spec: FactsSpec, artifact: dict[str, torch.Tensor]) -> tuple[FrozenBase, float]:
     """The frozen base from its artefact, and its pre-training accuracy."""
     weights = {k: v for k, v in artifact.items() if k != ACCURACY_KEY}
     with seeded_global_rng(derive_seed("facts", "base-shell")):  # overwritten by the weights
         base = build_base(spec)
-    base.load_state_dict(weights)
+    if spec.base is None:
+        base.load_state_dict(weights)
     base.requires_grad_(False)
     base.eval()
     return base, float(artifact[ACCURACY_KEY])

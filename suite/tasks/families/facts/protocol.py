@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from suite.gates.proxy import release, side_twin
-from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.base import FrozenBase
 from suite.tasks.families.facts.data import draw_episodes, episode_seed, scored_labels
 from suite.tasks.families.facts.evaluation import Evaluator
 from suite.tasks.families.facts.layouts import layout_of
@@ -53,7 +53,7 @@ class Training:
 
     def step(
         self,
-        base: BaseModel,
+        base: FrozenBase,
         step: int,
         tokens: Tensor,
         labels: Tensor,
@@ -124,7 +124,7 @@ def run_gates(
 
 
 def _evaluate(
-    spec: FactsSpec, tr: Training, base: BaseModel, base_accuracy: float, trunk: Trunk
+    spec: FactsSpec, tr: Training, base: FrozenBase, base_accuracy: float, trunk: Trunk
 ) -> RunOutput:
     d, gate, ctx = spec.data, tr.gate, tr.ctx
     arrays: dict[str, ArrayResult] = {}

@@ -12,36 +12,32 @@ from torch import Tensor
 
 from suite.contract import State, TaskInfo, UpdaterOutput
 from suite.gates.kinds import check_forward, kinds
-from suite.tasks.families.facts.base import BaseModel
+from suite.tasks.families.facts.base import FrozenBase
 from suite.tasks.families.facts.data import scored_positions
-from suite.tasks.families.facts.pretrain import vocab_of
+from suite.tasks.families.facts.pretrain import base_dims, vocab_of
 from suite.tasks.families.facts.spec import FactsSpec
 
 
 def task_info(spec: FactsSpec) -> TaskInfo:
-    m = spec.model
+    d_model, adapted, n_experts = base_dims(spec)
     return TaskInfo(
-        d_model=m.d_model,
-        n_experts=m.n_experts,
+        d_model=d_model,
+        n_experts=n_experts,
         seq_len=spec.seq_len,
         kind="updater",
-        extras={
-            "rank": m.rank,
-            "adapted": [[m.d_model, m.d_ff], [m.d_ff, m.d_model]],
-            "vocab_size": vocab_of(spec).size,
-        },
+        extras={"rank": spec.model.rank, "adapted": adapted, "vocab_size": vocab_of(spec).size},
     )
 
 
 Trunk = Callable[[Tensor], tuple[Tensor, Tensor]]
-"""Token ids -> the frozen trunk's outputs (x, u) (``BaseModel.trunk`` without gradients)."""
+"""Token ids -> the frozen trunk's outputs (x, u) (the base's ``trunk`` without gradients)."""
 
 
 class SharedTrunk:
     """The frozen trunk's outputs for each distinct token batch, computed once and shared by
     every gate that reads it (the gates of one job read the same evaluation episodes)."""
 
-    def __init__(self, base: BaseModel) -> None:
+    def __init__(self, base: FrozenBase) -> None:
         self.base = base
         self.memo: dict[tuple[tuple[int, ...], bytes], tuple[Tensor, Tensor]] = {}
 
@@ -54,7 +50,7 @@ class SharedTrunk:
 
 
 def read(
-    base: BaseModel,
+    base: FrozenBase,
     gate: Any,
     tokens: Tensor,
     info: TaskInfo,

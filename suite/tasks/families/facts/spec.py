@@ -35,12 +35,37 @@ class FactsData(StrictModel):
         return self
 
 
+Arch = Literal["mixtral", "olmoe", "home"]
+
+
 class FactsModel(StrictModel):
+    """The frozen base built and pre-trained here (sizes are ignored under ``base.pretrained``)."""
+
+    arch: Arch = Field(
+        "mixtral",
+        description="A transformers Mixtral (its native sliding window) or OLMoE (a window "
+        "mask), the updater in its last MoE block; or 'home', GateBench's first hand-written "
+        "base (softly mixed experts), kept to compare.",
+    )
     d_model: int = Field(64, gt=0)
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(4, ge=1)
     d_ff: int = Field(32, gt=0, description="Hidden width of each expert.")
     n_experts: int = Field(4, ge=1)
+    top_k: int = Field(2, ge=1, description="Experts per token (transformers; home mixes all).")
+    rope_theta: float = Field(
+        10000.0, gt=0, description="Rotary base of the transformers bases (home: always 1e4)."
+    )
+    init_std: float = Field(
+        0.1,
+        gt=0,
+        description="Initial weights' spread of the transformers bases (their "
+        "initializer_range; 0.02, sized for wide models, pre-trains the in-context task to "
+        "about 75% instead of 98% at the default profile).",
+    )
+    embed_std: float = Field(
+        1.0, gt=0, description="Initial token embeddings' spread (as torch's nn.Embedding)."
+    )
     rank: int = Field(4, ge=1, description="Rank r of the updater's LoRA factors.")
     clamp: float = Field(16.0, gt=0, description="Largest norm of one LoRA correction.")
 
@@ -48,7 +73,22 @@ class FactsModel(StrictModel):
     def _heads(self) -> FactsModel:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError("d_model / n_heads must be an even integer (rotary positions)")
+        if self.top_k > self.n_experts:
+            raise ValueError(f"top_k {self.top_k} is more than n_experts {self.n_experts}")
         return self
+
+
+class PretrainedBase(StrictModel):
+    """A pretrained ``transformers`` MoE model as the frozen base, read from disk only (the
+    updater adapts its last MoE block, as with the bases built here)."""
+
+    pretrained: str = Field(
+        description="A Hugging Face model id found in the local cache, or a local folder "
+        "written by save_pretrained (nothing is downloaded)."
+    )
+    token_offset: int = Field(
+        0, ge=0, description="The task's word i is the model's token offset + i."
+    )
 
 
 class Pretrain(StrictModel):
@@ -135,6 +175,11 @@ class FactsSpec(TaskSpec):
     templates: Templates | None = Field(
         None, description="Facts and queries as word templates (train and test sets disjoint)."
     )
+    base: PretrainedBase | None = Field(
+        None,
+        description="A pretrained model instead of a base pre-trained here (model sizes and "
+        "pretrain are then unused, data.window still masks its attention).",
+    )
 
     @property
     def fact_len(self) -> int:
@@ -202,4 +247,5 @@ class FactsSpec(TaskSpec):
 
     def family_identity_fields(self) -> tuple[str, ...]:
         fields = ("data", "model", "pretrain", "train", "eval")
-        return (*fields, "templates") if self.templates else fields  # plain specs keep their hash
+        optional = tuple(f for f in ("templates", "base") if getattr(self, f) is not None)
+        return (*fields, *optional)  # a spec without them keeps its hash
