@@ -157,17 +157,48 @@ def test_a_stale_summary_is_caught(tmp_path):
     assert stale(README, changed)
 
 
-def test_no_measured_number_is_typed_by_hand_in_the_readme():
-    """Outside the generated block, the README states no measurement: numbers with decimals or
-    timings belong to the records (the site, gatebench report) and to the generated block."""
-    from suite.results.summary import BEGIN, END
+LEVELS = {"95%", "90%", "5%"}  # the statistics' stated levels: settings, not measurements
 
-    text = (ROOT / "README.md").read_text()
-    head, rest = text.split(BEGIN, 1)
-    outside = head + rest.split(END, 1)[1]
-    prose = re.sub(r"```.*?```", "", outside, flags=re.S)  # commands and code, not measurements
-    prose = re.sub(r"Python \d+\.\d+", "", prose)  # a version, not a measurement
+
+def hand_typed_numbers(text: str) -> list[str]:
+    """Measurement-like numbers in ``text`` outside its generated blocks, code blocks and code
+    spans (settings, versions and commands are written as code): decimals, timings, percentages
+    other than the stated statistical levels, and speed-up ratios."""
+    from suite.results.summary import GENERATED
+
+    for _, begin, end, _ in GENERATED.values():
+        if begin in text:
+            head, rest = text.split(begin, 1)
+            text = head + rest.split(end, 1)[1]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    prose = re.sub(r"`[^`\n]*`", "", prose)
+    prose = re.sub(r"Python \d+\.\d+|§\d+(\.\d+)*", "", prose)  # a version, a section
     found = re.findall(
-        r"(?<![\w.`-])\d+\.\d+(?![\w.`])|\b\d+m\d\ds\b|\b\d+(?:\.\d+)? ?(?:ms|s)\b", prose
+        r"\b\d+(?:\.\d+)?×|\b\d+m\d\ds\b|\b\d+(?:\.\d+)? ?(?:ms|s)\b"
+        r"|(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.-])\d+\.\d+(?![\w.])",
+        prose,
     )
-    assert not found, f"numbers typed by hand in the README: {found}"
+    return [n for n in found if n not in LEVELS]
+
+
+def test_no_measured_number_is_typed_by_hand_in_the_readme_or_the_docs():
+    """Outside the generated blocks, the README, SUBMITTING.md and the guide state no
+    measurement: those belong to the records (the site, gatebench report, the generated blocks)
+    and to `results/bench.json` (the site's performance page)."""
+    pages = [ROOT / "README.md", ROOT / "SUBMITTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {p.name: n for p in pages if (n := hand_typed_numbers(p.read_text()))}
+    assert not found, f"numbers typed by hand: {found}"
+
+
+def test_a_hand_typed_measurement_is_caught():
+    from suite.results.summary import NOTES_BEGIN, NOTES_END
+
+    assert hand_typed_numbers("delta-rule recalls 0.151 [0.100, 0.203] in 7m51s") == [
+        "0.151", "0.100", "0.203", "7m51s",
+    ]  # fmt: skip
+    assert hand_typed_numbers("a 2.4× speed-up, 28% of the run, 9.8 ms a step") == [
+        "2.4×", "28%", "9.8 ms",
+    ]  # fmt: skip
+    settings = "Python 3.11, §4.2, the 95% interval, `lr: 0.003`, ```\nrun 0.5\n```"
+    assert hand_typed_numbers(settings) == []
+    assert hand_typed_numbers(f"{NOTES_BEGIN}\n0.748 [0.7, 0.8]\n{NOTES_END}") == []

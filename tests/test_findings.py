@@ -79,3 +79,29 @@ def test_the_shipped_findings_load():
     from suite.results.findings import family_findings
 
     assert len(family_findings()["transition"]) >= 2
+
+
+def test_each_finding_names_the_records_it_came_from(tmp_path):
+    """The findings page gives, one click away, the command, profile, seeds and commit of the
+    records a finding compares (and only those)."""
+    from suite.website.pages import finding_provenance
+    from suite.website.site import render_site
+
+    records = synthetic_records(n_gates=3, n_tasks=2, n_seeds=4)
+    for r in records:  # gate-00/01 on one commit, the reference gate on another
+        r.provenance = r.provenance.model_copy(
+            update={"command": f"gatebench run --task {r.task.id}",
+                    "git_commit": "affff" if r.gate.id == "affinity" else "abc123def4567890"}
+        )  # fmt: skip
+    finding = Finding(id="better", statement="01 beats 00", kind="matches-or-beats",
+                      gate="gate-01", versus="gate-00")  # fmt: skip
+    verdict = judge_findings(aggregate(records), {"transition": [finding]})[0]
+    prov = finding_provenance(verdict, records)
+    assert verdict.tasks
+    assert prov["commands"] == [f"gatebench run --task {t}" for t in sorted(verdict.tasks)]
+    assert prov["commits"] == ["abc123def456"]  # the reference gate's records are not compared
+    assert prov["seeds"] == ["0", "1", "2", "3"]
+    assert prov["records"] == [str(2 * 4 * len(verdict.tasks))]
+    assert prov["profiles"] == sorted({r.profile for r in records})
+    html = (render_site(aggregate(records), records, tmp_path).out / "findings.html").read_text()
+    assert "<summary>Provenance of" in html or "No findings yet" in html

@@ -3,9 +3,10 @@
 ``python -m suite.results.summary --results results`` reads the run records, judges the findings
 and the claims, and writes a compact summary (``docs/data/summary.json``: per finding its
 verdict and interval, per task the claims' verdicts and its best ranked gate, with the profile,
-seeds and commit the records came from). The README's block between the markers is rendered from
-that file alone, so a test can check that the block is fresh against the committed data: a number
-in it is never typed by hand. ``--check`` fails when the block is stale.
+seeds and commit the records came from). The README's block and the reproduction notes' block
+(``docs/reproduction.md``: every finding, every task's best gate) are rendered from that file
+alone, so a test can check that they are fresh against the committed data: a number in them is
+never typed by hand. ``--check`` fails when a block is stale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DATA = ROOT / "docs" / "data" / "summary.json"
 README = ROOT / "README.md"
 BEGIN = "<!-- generated: results summary (python -m suite.results.summary); do not edit -->"
 END = "<!-- end of generated summary -->"
+NOTES = ROOT / "docs" / "reproduction.md"
+NOTES_BEGIN = "<!-- generated: every finding and best gate (python -m suite.results.summary) -->"
+NOTES_END = "<!-- end of generated findings -->"
 
 
 def build_summary(
@@ -44,6 +48,7 @@ def build_summary(
         verdicts = {t.task.id: t.claims for t in paper.tasks}
         claims_source = {"profile": claims_profile, "records": len(paper_records)}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
+    commands = Counter(r.provenance.command for r in records if r.provenance.command)
     findings = []
     for v in judge_findings(agg):
         evidence = []
@@ -99,6 +104,7 @@ def build_summary(
         "records": len(records),
         "profiles": sorted({t["profile"] for t in tasks}),
         "commits": [c for c, _ in commits.most_common()],
+        "commands": [c for c, _ in commands.most_common(3)],
         "findings": findings,
         "tasks": tasks,
         "claims": claims,
@@ -148,19 +154,72 @@ def render_block(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"the README has no generated block ({BEGIN!r} ... {END!r})")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+def _interval(mean: float | None, low: float | None, high: float | None, signed: bool) -> str:
+    return f"{_num(mean, signed)} [{_num(low, signed)}, {_num(high, signed)}]"
+
+
+def render_notes(summary: dict[str, Any]) -> str:
+    """The reproduction notes' generated part: every finding with all its evidence, each task's
+    best ranked gate and its claims' verdicts, and where the numbers came from."""
+    commands = "; ".join(f"`{c}`" for c in summary.get("commands", [])) or "—"
+    lines = [
+        NOTES_BEGIN, "",
+        f"From {summary['records']} run records (profiles {', '.join(summary['profiles'])}; "
+        f"commit {', '.join(summary['commits'][:2]) or '—'}; made by {commands}).", "",
+        "### Every finding", "",
+        "| finding | family | verdict | evidence (task: estimate [95% CI]) |", "|---|---|---|---|",
+    ]  # fmt: skip
+    for f in summary["findings"]:
+        shown = "<br>".join(
+            f"`{e['task']}`: {_interval(e['mean'], e['low'], e['high'], not e.get('ratio'))}"
+            + (" of its score kept" if e.get("ratio") else "")
+            for e in f["evidence"]
+        )
+        lines.append(
+            f"| {f['statement']} (`{f['id']}`) | {f['family']} | **{f['verdict']}** | "
+            f"{shown or '—'} |"
+        )
+    lines += ["", "### Best ranked gate per task", "",
+              "| task | metric | best gate | mean [95% CI] | seeds |", "|---|---|---|---|---|"]  # fmt: skip
+    for t in summary["tasks"]:
+        lines.append(
+            f"| `{t['task']}` | {t['metric']} | `{t['best'] or '—'}` | "
+            f"{_interval(t['mean'], t['low'], t['high'], False)} | {t['seeds']} |"
+        )
+    if summary.get("claims"):
+        source = summary.get("claims_source", {})
+        lines += ["", f"### Claims' verdicts ({source.get('profile')} profile)", "",
+                  "| task | verdicts |", "|---|---|"]  # fmt: skip
+        for task, counts in summary["claims"].items():
+            lines.append(f"| `{task}` | {', '.join(f'{n} {k}' for k, n in counts.items())} |")
+    lines += ["", NOTES_END]
+    return "\n".join(lines)
+
+
+GENERATED = {  # what -> (file, begin marker, end marker, renderer)
+    "README": (README, BEGIN, END, render_block),
+    "notes": (NOTES, NOTES_BEGIN, NOTES_END, render_notes),
+}
+
+
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"no generated block ({begin!r} ... {end!r}) to replace")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     return head + block + tail
 
 
-def stale(readme: Path = README, data: Path = DATA) -> bool:
-    """Whether the README's block differs from what the committed data renders."""
+def stale(readme: Path = README, data: Path = DATA, notes: Path = NOTES) -> list[str]:
+    """The generated files whose blocks differ from what the committed data renders."""
     summary = json.loads(data.read_text())
-    text = readme.read_text()
-    return replace_block(text, render_block(summary)) != text
+    found = []
+    for path, begin, end, render in ((readme, BEGIN, END, render_block),
+                                     (notes, NOTES_BEGIN, NOTES_END, render_notes)):  # fmt: skip
+        text = path.read_text()
+        if replace_block(text, render(summary), begin, end) != text:
+            found.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
     args = parser.parse_args(argv)
     if args.check:
-        if stale():
-            print(f"{README} is stale against {DATA}: run python -m suite.results.summary")
+        if found := stale():
+            print(f"{', '.join(found)} stale against {DATA}: run python -m suite.results.summary")
             return 1
         return 0
     if args.results is not None:
@@ -184,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         DATA.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         print(f"wrote {DATA}")
     summary = json.loads(DATA.read_text())
-    README.write_text(replace_block(README.read_text(), render_block(summary)))
-    print(f"rendered the summary into {README}")
+    for path, begin, end, render in GENERATED.values():
+        path.write_text(replace_block(path.read_text(), render(summary), begin, end))
+        print(f"rendered the summary into {path}")
     return 0
 
 

@@ -77,10 +77,12 @@ def check_gate_params(tasks: list[TaskSpec], known: set[str]) -> None:
             )
 
 
-def check_tasks_ready(tasks: list[TaskSpec], profile: str) -> None:
-    """Each family's own check that a task can run here (e.g. pretrained weights on disk)."""
+def check_tasks(tasks: list[TaskSpec], known: set[str], profile: str) -> None:
+    """The specs' gate parameters name known gates, and each family's own check that a task can
+    run here passes (e.g. pretrained weights on disk)."""
     from suite.tasks.family import get_family
 
+    check_gate_params(tasks, known)
     for task in tasks:
         get_family(task.family).check_ready(task.for_profile(profile))
 

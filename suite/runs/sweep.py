@@ -36,9 +36,8 @@ from suite.runs.seed_jobs import JobBuilder, estimated_prepare_cost, per_seed
 from suite.runs.setup import (
     SweepOptions,
     check_device,
-    check_gate_params,
     check_results_folder,
-    check_tasks_ready,
+    check_tasks,
     make_executor,
 )
 from suite.tasks.family import get_family, job_spec
@@ -251,8 +250,7 @@ class Sweep:
         options = self.options
         check_device(options.device)
         check_results_folder(options.results)
-        check_gate_params(tasks, {g.id for g in all_gates()} | {g.id for g in gates})
-        check_tasks_ready(tasks, options.profile)
+        check_tasks(tasks, {g.id for g in all_gates()} | {g.id for g in gates}, options.profile)
         started = time.monotonic()
         executors: list[Executor] = []
 

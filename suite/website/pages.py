@@ -205,8 +205,27 @@ def ablations_page(site: Renderer) -> None:
     site.render("ablations.html", "ablations.html", ablations=ablations)
 
 
+def finding_provenance(verdict: Any, records: list[Any]) -> dict[str, list[str]]:
+    """Where a finding's numbers come from: the commands, profiles, seeds and commits of the
+    records it compares (its gates on its evidence tasks)."""
+    f = verdict.finding
+    gates = {f.gate, f.versus} - {None}
+    tasks = set(verdict.tasks) | ({f.variant} if f.variant else set())
+    used = [r for r in records if r.task.id in tasks and r.gate.id in gates]
+    dirty = {r.provenance.git_commit: r.provenance.git_dirty for r in used}
+    return {
+        "commands": sorted({r.provenance.command for r in used if r.provenance.command}),
+        "profiles": sorted({r.profile for r in used}),
+        "seeds": [str(i) for i in sorted({r.seed_index for r in used})],
+        "seed_modes": sorted({"secret" if r.provenance.salt else "public" for r in used}),
+        "commits": sorted(c[:12] + (" (dirty)" if d else "") for c, d in dirty.items()),
+        "records": [str(len(used))],
+    }
+
+
 def findings_page(site: Renderer) -> None:
-    site.render("findings.html", "findings.html", findings=site.findings)
+    provenance = {v.finding.id: finding_provenance(v, site.records) for v in site.findings}
+    site.render("findings.html", "findings.html", findings=site.findings, provenance=provenance)
 
 
 def claims_page(site: Renderer) -> None:
