@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="gate id (repeatable; default every registered gate)",
     )
-    run.add_argument("--profile", choices=PROFILES, default="default")
+    run.add_argument(
+        "--profile",
+        choices=(*PROFILES, "scale"),
+        default="default",
+        help="scale: every point of the tasks' scale axes (each its own profile, scale-LABEL)",
+    )
     run.add_argument("--seeds", type=int, help="number of seeds (default: the spec's)")
     run.add_argument("--workers", type=int, help="parallel runs (default: CPU count; 0 = inline)")
     run.add_argument("--results", type=Path, default=Path("results"))
@@ -113,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("--results", type=Path, default=Path("results"))
     site.add_argument("--out", type=Path, help="output folder (default: RESULTS/site)")
     site.add_argument(
-        "--profile", choices=PROFILES, help="show the records matching this profile's current specs"
+        "--profile",
+        help="show the records matching this profile's current specs (smoke, default, paper, "
+        "weights, or a scale point scale-LABEL)",
     )
 
     rep = sub.add_parser("report", help="statistics over the run records")
@@ -121,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["table", "json"], default="table")
     rep.add_argument(
         "--profile",
-        choices=PROFILES,
-        help="report the records matching this profile's current specs",
+        help="report the records matching this profile's current specs (smoke, default, paper, "
+        "weights, or a scale point scale-LABEL)",
     )
     rep.add_argument("--task", action="append", default=[], metavar="ID")
     return p
@@ -198,18 +205,26 @@ def _print_report(
     from suite.results.loading import load_results
     from suite.results.report import render_text
     from suite.results.rows import array_rows, report_rows
+    from suite.results.scale import scale_trends
     from suite.website.exports import claim_rows
 
-    agg, _ = load_results(results, profile, task_ids)
+    agg, records = load_results(results, profile, task_ids)
     findings = judge_findings(agg)
+    shown = {t.task.id for t in agg.tasks}
+    trends = [t for t in scale_trends(records) if t.task in shown and t.direction != "no data"]
     if fmt == "json":
         claims = [{"row": "claim", **row} for row in claim_rows(agg)]
         rows = report_rows(agg) + array_rows(agg) + claims + finding_rows(findings)
+        rows += [{"row": "trend", **t.as_dict()} for t in trends]
         print(json.dumps(rows, indent=1))
     else:
         text = render_text(agg)
         if agg.tasks and findings:
             text += "\n\n" + "\n".join(finding_lines(findings))
+        if trends:
+            text += "\n\nScale trends (gatebench run --profile scale):\n" + "\n".join(
+                f"  {t.task} × {t.gate} {t.metric}: {t.detail()}" for t in trends
+            )
         print(text)
 
 
@@ -224,13 +239,15 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from suite.runs.setup import SweepOptions, default_workers
     from suite.runs.submit import load_submissions
     from suite.runs.sweep import Sweep
-    from suite.tasks.loading import load_all_tasks, select_tasks, tasks_for_profile
+    from suite.tasks.loading import load_all_tasks, profile_runs, select_tasks
 
-    tasks = tasks_for_profile(select_tasks(load_all_tasks(), args.task, args.family), args.profile)
+    selected = select_tasks(load_all_tasks(), args.task, args.family)
+    runs = profile_runs(selected, args.profile)
+    tasks = list({t.id: t for _, chosen in runs for t in chosen}.values())
     if args.seeds is not None and args.seeds < 1:
         raise GateBenchError("--seeds must be at least 1.")
     options = SweepOptions(
-        profile=args.profile,
+        profile=runs[0][0],
         seeds=args.seeds,
         workers=default_workers() if args.workers is None else args.workers,
         results=args.results,
@@ -261,17 +278,21 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         gates = [by_id[g] if g in by_id else get_gate(g) for g in args.gate]
     else:
         gates = list(by_id.values())
-    summary = Sweep(options).run(tasks, gates)
-    if not args.quiet:
-        print()
-        _print_report(args.results, "table", args.profile, [t.id for t in tasks])
-    if summary.failures:
-        print(f"\n{len(summary.failures)} runs failed:", file=sys.stderr)
-        for line in summary.failures:
-            print(f"  {line}", file=sys.stderr)
+    failed = False
+    for profile, chosen in runs:  # one sweep, or one per scale point
+        options.profile = profile
+        summary = Sweep(options).run(chosen, gates)
+        if not args.quiet:
+            print()
+            _print_report(args.results, "table", profile, [t.id for t in chosen])
+        if summary.failures:
+            print(f"\n{len(summary.failures)} runs failed:", file=sys.stderr)
+            for line in summary.failures:
+                print(f"  {line}", file=sys.stderr)
+        failed = failed or bool(summary.failed or summary.rejected)
     if args.site:
-        _render_site(args.results, None, args.profile)
-    return 1 if args.strict and (summary.failed or summary.rejected) else 0
+        _render_site(args.results, None, None if args.profile == "scale" else args.profile)
+    return 1 if args.strict and failed else 0
 
 
 def _render_site(results: Path, out: Path | None, profile: str | None) -> None:

@@ -9,6 +9,7 @@ from suite.results.aggregate import Aggregate, aggregate
 from suite.runs.plan import task_ref
 from suite.runs.records import RunRecord, TaskRef, iter_records
 from suite.tasks.loading import load_all_tasks, select_tasks
+from suite.tasks.spec import SCALE_PREFIX
 
 
 def current_refs(
@@ -19,19 +20,24 @@ def current_refs(
     unless ``task_ids`` narrows the selection."""
     specs = {t.id: t for t in select_tasks(load_all_tasks(), task_ids)}
     newest: dict[str, RunRecord] = {}
-    for rec in records:
+    for rec in records:  # a scale point's records are never the default view of a task
         seen = newest.get(rec.task.id)
-        if seen is None or rec.provenance.created_at > seen.provenance.created_at:
+        key = (not rec.profile.startswith(SCALE_PREFIX), rec.provenance.created_at)
+        if seen is None or key > (
+            not seen.profile.startswith(SCALE_PREFIX),
+            seen.provenance.created_at,
+        ):
             newest[rec.task.id] = rec
     current: dict[str, TaskRef | None] = {}
     for task_id, rec in newest.items():
         spec = specs.get(task_id)
-        if spec is not None:
-            chosen = profile or rec.profile.split("+")[0]
+        chosen = profile or rec.profile.split("+")[0]
+        if spec is None:
+            if not task_ids:
+                current[task_id] = None
+        elif spec.has_profile(chosen):  # a task without the profile has no current records
             paper_hash = spec.for_profile("paper").spec_hash()
             current[task_id] = task_ref(spec.for_profile(chosen), paper_hash)
-        elif not task_ids:
-            current[task_id] = None
     return current
 
 

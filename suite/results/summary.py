@@ -40,7 +40,10 @@ def build_summary(
     from suite.results.findings import judge_findings
     from suite.results.loading import load_results
 
+    from suite.results.scale import scale_trends
+
     agg, records = load_results(results, profile)
+    trends = [t.as_dict() for t in scale_trends(records) if t.direction != "no data"]
     verdicts = {t.task.id: t.claims for t in agg.tasks}
     claims_source = {"results": str(results), "profile": profile or "newest"}
     if claims_results is not None:
@@ -109,6 +112,7 @@ def build_summary(
         "tasks": tasks,
         "claims": claims,
         "claims_source": claims_source,
+        "trends": trends,
     }
 
 
@@ -192,6 +196,21 @@ def render_notes(summary: dict[str, Any]) -> str:
                   "| task | verdicts |", "|---|---|"]  # fmt: skip
         for task, counts in summary["claims"].items():
             lines.append(f"| `{task}` | {', '.join(f'{n} {k}' for k, n in counts.items())} |")
+    if summary.get("trends"):
+        lines += ["", "### Scale trends (`gatebench run --profile scale`)", "",
+                  "| task | gate | metric | paper | per size: mean [95% CI] | slope per doubling "
+                  "[95% CI] | trend |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for t in summary["trends"]:
+            sizes = "<br>".join(
+                f"{p['size']:g}: {_interval(p['mean'], p['low'], p['high'], False)}"
+                for p in t["points"]
+                if p["mean"] is not None
+            )
+            slope = _interval(t["slope"], t["slope_low"], t["slope_high"], True)
+            lines.append(
+                f"| `{t['task']}` | `{t['gate']}` | {t['metric']} | {t['printed']} | {sizes} | "
+                f"{slope} | {t['direction']} |"
+            )
     lines += ["", NOTES_END]
     return "\n".join(lines)
 

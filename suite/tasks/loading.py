@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from suite.errors import SpecError
-from suite.tasks.spec import TaskSpec, merge_profile
+from suite.tasks.spec import TaskSpec, merge_profile, merge_scale_point
 from suite.tasks.yamlio import load_yaml
 
 
@@ -48,6 +48,9 @@ def load_task_file(path: Path, specs_dir: Path | None = None, id_prefix: str = "
             )
     for profile in spec.profiles:
         _validate(model, merge_profile(raw, profile), path, context=f"profile '{profile}': ")
+    for profile in spec.scale_profiles():
+        merged = merge_scale_point(spec.model_dump(mode="json"), profile)
+        _validate(model, merged, path, context=f"scale point '{profile}': ")
     return spec
 
 
@@ -162,15 +165,26 @@ def load_task(task_id: str, profile: str | None = None) -> TaskSpec:
 
 def tasks_for_profile(tasks: Sequence[TaskSpec], profile: str) -> list[TaskSpec]:
     """The tasks that run ``profile``: all of them, but an optional profile only where a spec
-    defines it; none at all is an error that names the profile and the specs that have it."""
+    defines it (``scale``: where a spec has a scale axis); none at all is an error that names the
+    profile and the specs that have it."""
     chosen = [t for t in tasks if t.has_profile(profile)]
     if tasks and not chosen:
-        having = sorted(t.id for t in load_all_tasks() if profile in t.profiles)
+        having = sorted(t.id for t in load_all_tasks() if t.has_profile(profile))
         raise SpecError(
             f"No selected task defines the profile '{profile}'"
             + (f"; the tasks that do: {', '.join(having)}." if having else ".")
         )
     return chosen
+
+
+def profile_runs(tasks: Sequence[TaskSpec], profile: str) -> list[tuple[str, list[TaskSpec]]]:
+    """(profile, its tasks) for each sweep ``--profile`` asks for: one, or for ``scale`` one per
+    point of the tasks' scale axes, smallest first."""
+    chosen = tasks_for_profile(tasks, profile)
+    if profile != "scale":
+        return [(profile, chosen)]
+    points = list(dict.fromkeys(p for t in chosen for p in t.scale_profiles()))
+    return [(p, [t for t in chosen if t.has_profile(p)]) for p in points]
 
 
 def select_tasks(

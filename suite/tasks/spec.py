@@ -9,7 +9,6 @@ A spec file holds the paper-scale settings at its top level and partial override
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
@@ -18,12 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from suite.errors import SpecError
 from suite.identity import stable_hash
+from suite.tasks.profiles import (
+    OPTIONAL_PROFILES,
+    PROFILES,
+    SCALE_PREFIX,
+    ProfileName,
+    ScaleAxis,
+    merge_profile,
+    merge_scale_point,
+)
 
-PROFILES: tuple[str, ...] = ("smoke", "default", "paper", "weights")
-ProfileName = Literal["smoke", "default", "paper", "weights"]
-OPTIONAL_PROFILES: tuple[str, ...] = ("weights",)
-"""Profiles that only the specs which define them run (``weights``: a pretrained model read from
-disk, e.g. the paper's own); every spec runs the others."""
 TASK_ID_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)+$"
 MetricKind = Literal["scalar", "curve", "curves", "matrix"]
 ARRAY_DIMS: dict[str, int] = {"curve": 1, "curves": 2, "matrix": 2}
@@ -289,6 +292,11 @@ class TaskSpec(StrictModel):
         "each with its reason (shown beside the claims).",
     )
     profiles: dict[ProfileName, dict[str, Any]] = Field(default_factory=dict)
+    scale: ScaleAxis | None = Field(
+        None,
+        description="A model-size axis run under its own profiles (not in run-all), to see "
+        "whether a reduced-scale result moves towards the paper's number as the model grows.",
+    )
 
     def available_metrics(self) -> dict[str, MetricInfo]:
         """Metrics this task can compute; families narrow it by the data settings."""
@@ -322,16 +330,28 @@ class TaskSpec(StrictModel):
     # -- profiles and identity --------------------------------------------------------------
 
     def has_profile(self, profile: str) -> bool:
-        """Whether this spec runs ``profile`` (an optional profile only where it defines it)."""
+        """Whether this spec runs ``profile`` (an optional profile only where it defines it; a
+        scale point only where its axis has it)."""
+        if profile == "scale" or profile.startswith(SCALE_PREFIX):
+            return self.scale is not None and profile in ("scale", *self.scale_profiles())
         return profile in PROFILES and (
             profile not in OPTIONAL_PROFILES or profile in self.profiles
         )
 
+    def scale_profiles(self) -> list[str]:
+        """The profiles of this spec's scale points, smallest first."""
+        points = sorted(self.scale.points, key=lambda p: p.size) if self.scale else []
+        return [SCALE_PREFIX + p.label for p in points]
+
     def for_profile(self, profile: str) -> TaskSpec:
         """The spec as a given profile runs it (override merged, ``profiles`` dropped)."""
+        raw = self.model_dump(mode="json")
+        if profile.startswith(SCALE_PREFIX) and self.has_profile(profile):
+            return type(self).model_validate(merge_scale_point(raw, profile))
         if profile not in PROFILES:
-            raise SpecError(f"Unknown profile '{profile}'. Profiles are: {', '.join(PROFILES)}.")
-        return type(self).model_validate(merge_profile(self.model_dump(mode="json"), profile))
+            known = [*PROFILES, *self.scale_profiles()]
+            raise SpecError(f"Unknown profile '{profile}'. Profiles are: {', '.join(known)}.")
+        return type(self).model_validate(merge_profile(raw, profile))
 
     def metric_info(self) -> dict[str, MetricInfo]:
         """The scalars the spec lists, then every array the task computes."""
@@ -353,22 +373,3 @@ class TaskSpec(StrictModel):
 
     def spec_hash(self) -> str:
         return stable_hash(self.identity())
-
-
-def merge_profile(raw: Mapping[str, Any], profile: str) -> dict[str, Any]:
-    """A raw spec with one profile's override merged in and ``profiles`` emptied: the one way
-    profiles are applied, at load time and at run time."""
-    override = (raw.get("profiles") or {}).get(profile) or {}
-    merged = _deep_merge(dict(raw), override)
-    merged["profiles"] = {}
-    return merged
-
-
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out

@@ -3,6 +3,7 @@ task and per gate, and the ablation, claims, provenance and download pages."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from suite.results.aggregate import Cell, GateResult, TaskResult
 from suite.results.leaderboard import Leaderboard, TaskScale
+from suite.results.scale import Trend, scale_trends
 from suite.tasks.family import families
-from suite.website.plots import CIRow, ci_plot
+from suite.website.plots import CIRow, Series, ci_plot, line_plot
 from suite.website.views import draw
 
 if TYPE_CHECKING:  # the builder imports this module
@@ -228,8 +230,31 @@ def findings_page(site: Renderer) -> None:
     site.render("findings.html", "findings.html", findings=site.findings, provenance=provenance)
 
 
+def trend_view(trend: Trend) -> dict[str, Any]:
+    """A claim's scale trend: its detail and a plot of the metric (95% band) per size."""
+    measured = [p for p in trend.points if p.mean is not None]
+    series = Series(
+        trend.gate,
+        [math.log2(p.size) for p in measured],
+        [p.mean for p in measured],
+        [p.low for p in measured],
+        [p.high for p in measured],
+    )
+    plot = line_plot(
+        f"{trend.metric} of {trend.gate} on {trend.task} against {trend.axis}",
+        [series],
+        trend.axis,
+        trend.metric,
+        x_ticks=[(math.log2(p.size), f"{p.size:g}") for p in measured],
+        levels={f"paper: {trend.printed}": trend.paper},
+    ) if len(measured) >= 2 else None  # fmt: skip
+    return {"trend": trend, "plot": plot, "points": trend.points}
+
+
 def claims_page(site: Renderer) -> None:
-    site.render("claims.html", "claims.html", claims=site.claims)
+    shown = {t.task.id for t in site.agg.tasks}
+    trends = [trend_view(t) for t in scale_trends(site.records) if t.task in shown]
+    site.render("claims.html", "claims.html", claims=site.claims, trends=trends)
 
 
 def provenance_page(site: Renderer) -> None:
