@@ -152,3 +152,16 @@ def test_only_specs_that_define_an_optional_profile_run_it():
     assert len(tasks_for_profile(tasks, "default")) == len(tasks)
     with pytest.raises(Exception, match="No selected task defines the profile 'weights'"):
         tasks_for_profile([t for t in tasks if t.family == "transition"], "weights")
+
+
+def test_the_first_hand_written_base_is_kept_to_compare(tasks):
+    from suite.tasks.families.facts.base import BaseModel
+    from suite.tasks.families.facts.pretrain import load_base
+
+    smoke = tasks["facts/sliding-window"].for_profile("smoke")
+    spec = smoke.model_copy(update={"model": smoke.model.model_copy(update={"arch": "home"})})
+    assert reading.task_info(spec).get("adapted") == [[64, 32], [32, 64]]  # no SwiGLU
+    assert reading.task_info(smoke).get("adapted") == [[64, 64], [32, 64]]
+    seeds = RunSeeds(spec.master_seed, spec.id, 0)
+    base, accuracy = load_base(spec, get_family("facts").prepare(spec, seeds))
+    assert isinstance(base, BaseModel) and 0 <= accuracy <= 1
