@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from suite.errors import SpecError
 from suite.results.aggregate import Aggregate, aggregate
 from suite.runs.plan import task_ref
 from suite.runs.records import RunRecord, TaskRef, iter_records
 from suite.tasks.loading import load_all_tasks, select_tasks
-from suite.tasks.spec import SCALE_PREFIX
+from suite.tasks.spec import PROFILES, SCALE_PREFIX
 
 
 def current_refs(
@@ -19,6 +20,9 @@ def current_refs(
     task's newest record). Tasks without a spec keep their records' own description (None),
     unless ``task_ids`` narrows the selection."""
     specs = {t.id: t for t in select_tasks(load_all_tasks(), task_ids)}
+    if profile and not any(s.has_profile(profile) for s in specs.values()):
+        known = dict.fromkeys(p for s in specs.values() for p in (*PROFILES, *s.scale_profiles()))
+        raise SpecError(f"Unknown profile '{profile}'. Profiles are: {', '.join(known)}.")
     newest: dict[str, RunRecord] = {}
     for rec in records:  # a scale point's records are never the default view of a task
         seen = newest.get(rec.task.id)
