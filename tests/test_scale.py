@@ -74,6 +74,8 @@ def test_the_fitted_slope_against_known_values():
     assert direction(paper=0.8, first=0.11, low=low, high=high) == "gap shrinks"
     assert direction(paper=0.0, first=0.11, low=low, high=high) == "gap grows"
     assert direction(paper=0.8, first=0.11, low=-0.01, high=0.02) == "no detectable trend"
+    assert direction(paper=None, first=0.11, low=low, high=high) == "rises"
+    assert direction(paper=None, first=0.11, low=-high, high=-low) == "falls"
 
 
 def _records(spec, gate: str, per_point: dict[str, list[float]]) -> list[RunRecord]:
@@ -118,6 +120,9 @@ def test_a_claims_trend_is_read_from_its_points_records(tasks):
     assert same.direction == "no detectable trend"
     untouched = trends["facts/sliding-window:lerp-scan:acc_persistent"]
     assert untouched.direction == "no data" and all(p.n == 0 for p in untouched.points)
+    other = _records(spec, "delta-rule", rising)  # a gate with no claim: its primary metric
+    (delta,) = [t for t in task_trends(spec, other) if t.gate == "delta-rule"]
+    assert delta.paper is None and delta.direction == "rises" and "paper" not in delta.detail()
 
 
 def test_the_claims_page_and_the_report_show_each_trend(tasks, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """Scale trends: a claim's metric at each point of its task's scale axis, and the fitted
-direction, so that "not reproduced at reduced scale" can be read as evidence either way.
+direction, so that "not reproduced at reduced scale" can be read as evidence either way; and
+every gate's primary metric on the axis, with no paper's number to move towards.
 
 At each point (its own profile, ``scale-<label>``), the claimed gate's metric over seeds, with
 its 95% t-interval; then an ordinary least-squares line through every seed's value against
@@ -41,13 +42,14 @@ class Trend:
     gate: str
     metric: str
     axis: str
-    paper: float
+    paper: float | None  # the claim's number; None for a gate's primary metric with no claim
     printed: str
     points: list[TrendPoint] = field(default_factory=list)
     slope: float | None = None  # change of the metric per doubling of the size
     slope_low: float | None = None
     slope_high: float | None = None
-    direction: str = "no data"  # gap shrinks | gap grows | no detectable trend | no data
+    direction: str = "no data"  # gap shrinks | grows (rises | falls without a claim) | no
+    # detectable trend | no data
 
     @property
     def key(self) -> str:
@@ -57,9 +59,10 @@ class Trend:
         if self.slope is None:
             return f"scale trend over {self.axis}: {self.direction}"
         interval = f"[{self.slope_low:+.3f}, {self.slope_high:+.3f}]"
+        paper = f" (paper: {self.printed})" if self.paper is not None else ""
         return (
             f"scale trend over {self.axis} ({len(self.points)} sizes): {self.slope:+.3f} "
-            f"{interval} per doubling; {self.direction} (paper: {self.printed})"
+            f"{interval} per doubling; {self.direction}{paper}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,17 +87,21 @@ def fit(xs: Sequence[float], ys: Sequence[float], level: float = LEVEL) -> tuple
     return float(line.slope), float(line.slope - half), float(line.slope + half)
 
 
-def direction(paper: float, first: float, low: float, high: float) -> str:
-    towards = 1.0 if paper >= first else -1.0
+def direction(paper: float | None, first: float, low: float, high: float) -> str:
+    """How the slope's interval reads: towards the paper's number or away from it (without a
+    paper's number: up or down)."""
+    towards = 1.0 if paper is None or paper >= first else -1.0
+    names = ("gap shrinks", "gap grows") if paper is not None else ("rises", "falls")
     if towards * low > 0 and towards * high > 0:
-        return "gap shrinks"
+        return names[0]
     if towards * low < 0 and towards * high < 0:
-        return "gap grows"
+        return names[1]
     return "no detectable trend"
 
 
 def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
-    """Every trended claim of ``spec`` over its scale axis, from the records of its points."""
+    """Every trended claim of ``spec`` over its scale axis, then every other gate's primary
+    metric there, from the records of its points."""
     if spec.scale is None:
         return []
     paper_hash = spec.for_profile("paper").spec_hash()
@@ -103,20 +110,29 @@ def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
         task_ref(spec.for_profile(name), paper_hash).spec_hash: points[name[len(SCALE_PREFIX) :]]
         for name in spec.scale_profiles()
     }
+    wanted = [
+        (c.gate or "", c.metric, c.mean, c.printed or f"{c.mean:g}")
+        for c in spec.claims
+        if trended(c)
+    ]
+    claimed = {(g, m) for g, m, _, _ in wanted}
+    at_points = {r.gate.id for r in records if r.task.id == spec.id and r.task.spec_hash in hashes}
+    wanted += [
+        (g, spec.primary_metric, None, "—")
+        for g in sorted(at_points)
+        if (g, spec.primary_metric) not in claimed
+    ]  # every gate run on the axis: its primary metric, with no paper's number
     found = []
-    for claim in spec.claims:
-        if not trended(claim):
-            continue
-        trend = Trend(spec.id, claim.gate or "", claim.metric, spec.scale.name, claim.mean,
-                      claim.printed or f"{claim.mean:g}")  # fmt: skip
+    for gate, metric, paper, printed in wanted:
+        trend = Trend(spec.id, gate, metric, spec.scale.name, paper, printed)
         xs, ys = [], []
         for point in sorted(points.values(), key=lambda p: p.size):
             values = [
-                r.metrics[claim.metric]
+                r.metrics[metric]
                 for r in records
-                if r.task.id == spec.id and r.gate.id == claim.gate and r.status == "ok"
-                and hashes.get(r.task.spec_hash) is point and claim.metric in r.metrics
-                and math.isfinite(r.metrics[claim.metric])
+                if r.task.id == spec.id and r.gate.id == gate and r.status == "ok"
+                and hashes.get(r.task.spec_hash) is point and metric in r.metrics
+                and math.isfinite(r.metrics[metric])
             ]  # fmt: skip
             at = TrendPoint(point.label, point.size, len(values))
             if values:
@@ -128,9 +144,7 @@ def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
         measured = [p for p in trend.points if p.mean is not None]
         if len(measured) >= 2 and len(ys) >= 3 and len(set(ys)) > 1:
             trend.slope, trend.slope_low, trend.slope_high = fit(xs, ys)
-            trend.direction = direction(
-                claim.mean, measured[0].mean, trend.slope_low, trend.slope_high
-            )
+            trend.direction = direction(paper, measured[0].mean, trend.slope_low, trend.slope_high)
         elif len(measured) >= 2:
             trend.slope = trend.slope_low = trend.slope_high = 0.0
             trend.direction = "no detectable trend"

@@ -246,7 +246,7 @@ def trend_view(trend: Trend) -> dict[str, Any]:
         trend.axis,
         trend.metric,
         x_ticks=[(math.log2(p.size), f"{p.size:g}") for p in measured],
-        levels={f"paper: {trend.printed}": trend.paper},
+        levels={f"paper: {trend.printed}": trend.paper} if trend.paper is not None else None,
     ) if len(measured) >= 2 else None  # fmt: skip
     return {"trend": trend, "plot": plot, "points": trend.points}
 
