@@ -143,3 +143,12 @@ def test_the_claims_page_and_the_report_show_each_trend(tasks, tmp_path, capsys)
     assert main(["report", "--results", str(results), "--profile", "scale-w256"]) == 0
     out = capsys.readouterr().out
     assert "Scale trends" in out and "facts/sliding-window × lerp acc_persistent" in out
+
+
+def test_a_point_counts_only_the_axis_seeds(tasks):
+    """The w64 point shares the default profile's runs, which have more seeds than the axis."""
+    spec = tasks["facts/sliding-window"]
+    values = {"scale-w64": [0.1, 0.1, 0.1, 0.9, 0.9], "scale-w128": [0.1] * 3}
+    (lerp,) = [t for t in task_trends(spec, _records(spec, "lerp", values))
+               if t.metric == "acc_persistent" and t.gate == "lerp"]  # fmt: skip
+    assert lerp.points[0].n == 3 and lerp.points[0].mean == pytest.approx(0.1)

@@ -110,6 +110,8 @@ def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
         task_ref(spec.for_profile(name), paper_hash).spec_hash: points[name[len(SCALE_PREFIX) :]]
         for name in spec.scale_profiles()
     }
+    seeds = spec.for_profile(spec.scale_profiles()[0]).seeds  # the axis's, at every point (a
+    # point equal to its profile shares that profile's records, and perhaps more seeds)
     wanted = [
         (c.gate or "", c.metric, c.mean, c.printed or f"{c.mean:g}")
         for c in spec.claims
@@ -131,6 +133,7 @@ def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
                 r.metrics[metric]
                 for r in records
                 if r.task.id == spec.id and r.gate.id == gate and r.status == "ok"
+                and r.seed_index < seeds
                 and hashes.get(r.task.spec_hash) is point and metric in r.metrics
                 and math.isfinite(r.metrics[metric])
             ]  # fmt: skip
