@@ -28,6 +28,19 @@ NOTES_BEGIN = "<!-- generated: every finding and best gate (python -m suite.resu
 NOTES_END = "<!-- end of generated findings -->"
 
 
+def shown_records(agg: Any, records: list[Any]) -> list[Any]:
+    """The records an aggregate shows: its tasks' current specs only (a results folder also
+    keeps the records of earlier versions and of other profiles)."""
+    current = {t.task.id: t.task.spec_hash for t in agg.tasks}
+    newest: dict[tuple[str, str, int, str], Any] = {}  # a rerun replaces its run
+    for r in records:
+        if current.get(r.task.id) == r.task.spec_hash:
+            key = (r.task.id, r.gate.id, r.seed_index, r.provenance.salt)
+            if key not in newest or r.provenance.created_at > newest[key].provenance.created_at:
+                newest[key] = r
+    return list(newest.values())
+
+
 def build_summary(
     results: Path,
     profile: str | None = None,
@@ -39,17 +52,17 @@ def build_summary(
     judged only at the paper's settings, which ``run-all``'s default profile is not)."""
     from suite.results.findings import judge_findings
     from suite.results.loading import load_results
-
     from suite.results.scale import scale_trends
 
-    agg, records = load_results(results, profile)
-    trends = [t.as_dict() for t in scale_trends(records) if t.direction != "no data"]
+    agg, every = load_results(results, profile)
+    trends = [t.as_dict() for t in scale_trends(every) if t.direction != "no data"]
+    records = shown_records(agg, every)
     verdicts = {t.task.id: t.claims for t in agg.tasks}
     claims_source = {"results": str(results), "profile": profile or "newest"}
     if claims_results is not None:
         paper, paper_records = load_results(claims_results, claims_profile)
         verdicts = {t.task.id: t.claims for t in paper.tasks}
-        claims_source = {"profile": claims_profile, "records": len(paper_records)}
+        claims_source = {"profile": claims_profile, "records": len(shown_records(paper, paper_records))}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
     commands = Counter(r.provenance.command for r in records if r.provenance.command)
     findings = []
