@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from suite.results.aggregate import aggregate
 from suite.results.stats import LEVEL, summarize
 from suite.runs.plan import task_ref
 from suite.runs.records import RunRecord
@@ -105,38 +106,37 @@ def task_trends(spec: TaskSpec, records: Sequence[RunRecord]) -> list[Trend]:
     if spec.scale is None:
         return []
     paper_hash = spec.for_profile("paper").spec_hash()
-    points = {p.label: p for p in spec.scale.points}
-    hashes = {
-        task_ref(spec.for_profile(name), paper_hash).spec_hash: points[name[len(SCALE_PREFIX) :]]
-        for name in spec.scale_profiles()
-    }
     seeds = spec.for_profile(spec.scale_profiles()[0]).seeds  # the axis's, at every point (a
     # point equal to its profile shares that profile's records, and perhaps more seeds)
+    own = [r for r in records if r.task.id == spec.id]
+    at_point: dict[str, dict[str, list[RunRecord]]] = {}  # label -> gate -> its seeds' records
+    for name in spec.scale_profiles():  # the aggregate's own choice: newest run per seed, one salt
+        shown = aggregate(own, {spec.id: task_ref(spec.for_profile(name), paper_hash)})
+        tres = shown.task(spec.id)
+        gates = tres.gates.items() if tres else []
+        at_point[name.removeprefix(SCALE_PREFIX)] = {
+            g: [r for s, r in gres.records.items() if s < seeds and r.ok] for g, gres in gates
+        }
     wanted = [
         (c.gate or "", c.metric, c.mean, c.printed or f"{c.mean:g}")
         for c in spec.claims
         if trended(c)
     ]
     claimed = {(g, m) for g, m, _, _ in wanted}
-    at_points = {r.gate.id for r in records if r.task.id == spec.id and r.task.spec_hash in hashes}
-    wanted += [
-        (g, spec.primary_metric, None, "—")
-        for g in sorted(at_points)
-        if (g, spec.primary_metric) not in claimed
-    ]  # every gate run on the axis: its primary metric, with no paper's number
+    run = sorted({g for gates in at_point.values() for g in gates})
+    wanted += [(g, spec.primary_metric, None, "—") for g in run
+               if (g, spec.primary_metric) not in claimed]  # fmt: skip
+    # every gate run on the axis: its primary metric, with no paper's number
     found = []
     for gate, metric, paper, printed in wanted:
         trend = Trend(spec.id, gate, metric, spec.scale.name, paper, printed)
         xs, ys = [], []
-        for point in sorted(points.values(), key=lambda p: p.size):
+        for point in sorted(spec.scale.points, key=lambda p: p.size):
             values = [
                 r.metrics[metric]
-                for r in records
-                if r.task.id == spec.id and r.gate.id == gate and r.status == "ok"
-                and r.seed_index < seeds
-                and hashes.get(r.task.spec_hash) is point and metric in r.metrics
-                and math.isfinite(r.metrics[metric])
-            ]  # fmt: skip
+                for r in at_point[point.label].get(gate, [])
+                if math.isfinite(r.metrics.get(metric, math.nan))
+            ]
             at = TrendPoint(point.label, point.size, len(values))
             if values:
                 s = summarize(values, f"scale {trend.key} {point.label}")

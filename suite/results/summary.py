@@ -28,17 +28,10 @@ NOTES_BEGIN = "<!-- generated: every finding and best gate (python -m suite.resu
 NOTES_END = "<!-- end of generated findings -->"
 
 
-def shown_records(agg: Any, records: list[Any]) -> list[Any]:
-    """The records an aggregate shows: its tasks' current specs only (a results folder also
-    keeps the records of earlier versions and of other profiles)."""
-    current = {t.task.id: t.task.spec_hash for t in agg.tasks}
-    newest: dict[tuple[str, str, int, str], Any] = {}  # a rerun replaces its run
-    for r in records:
-        if current.get(r.task.id) == r.task.spec_hash:
-            key = (r.task.id, r.gate.id, r.seed_index, r.provenance.salt)
-            if key not in newest or r.provenance.created_at > newest[key].provenance.created_at:
-                newest[key] = r
-    return list(newest.values())
+def shown_records(agg: Any) -> list[Any]:
+    """The records an aggregate shows (its tasks' current specs, the newest run per seed): a
+    results folder also keeps those of earlier versions and of other profiles."""
+    return [r for t in agg.tasks for g in t.gates.values() for r in g.records.values()]
 
 
 def build_summary(
@@ -56,13 +49,13 @@ def build_summary(
 
     agg, every = load_results(results, profile)
     trends = [t.as_dict() for t in scale_trends(every) if t.direction != "no data"]
-    records = shown_records(agg, every)
+    records = shown_records(agg)
     verdicts = {t.task.id: t.claims for t in agg.tasks}
     claims_source = {"results": str(results), "profile": profile or "newest"}
     if claims_results is not None:
-        paper, paper_records = load_results(claims_results, claims_profile)
+        paper, _ = load_results(claims_results, claims_profile)
         verdicts = {t.task.id: t.claims for t in paper.tasks}
-        claims_source = {"profile": claims_profile, "records": len(shown_records(paper, paper_records))}
+        claims_source = {"profile": claims_profile, "records": len(shown_records(paper))}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
     commands = Counter(r.provenance.command for r in records if r.provenance.command)
     findings = []
