@@ -93,6 +93,13 @@ def test_no_module_is_too_long_to_read():
     assert not too_long, f"split these by responsibility: {too_long}"
 
 
+def test_the_top_of_the_suite_keeps_only_the_contract_the_cli_and_a_few_helpers():
+    """Everything else lives in a package that says what it holds (runs, results, bench, ...)."""
+    top = sorted(p.name for p in (ROOT / "suite").glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= 6, f"move these into a package: {top}"
+    assert {"cli.py", "contract.py"} <= set(top)
+
+
 def test_no_two_modules_import_each_other():
     """Two modules that import each other (even only for type hints) are one module in two
     files; a package importing its own submodule is not such a pair."""
@@ -155,6 +162,28 @@ def test_a_stale_summary_is_caught(tmp_path):
     )
     changed.write_text(json.dumps(data))
     assert stale(README, changed)
+
+
+def test_the_results_page_shows_every_committed_leaderboard_and_goes_stale_with_it(tmp_path):
+    """docs/results.md carries every task's gates and every claim from the committed aggregate,
+    so a fresh clone shows them; a changed number there makes the page stale."""
+    import json
+
+    from suite.results.summary import DATA, RESULTS, stale
+
+    data = json.loads(DATA.read_text())
+    page = RESULTS.read_text()
+    assert data["leaderboard"] and data["claim_verdicts"]
+    for task in data["leaderboard"]:
+        assert f"#### `{task['task']}`" in page
+        for gate in task["gates"]:
+            assert f"`{gate['gate']}`" in page
+    changed = tmp_path / "summary.json"
+    first = next(g for t in data["leaderboard"] for g in t["gates"] if g["values"])
+    metric = next(iter(first["values"]))
+    first["values"][metric][0] += 0.01
+    changed.write_text(json.dumps(data))
+    assert stale(data=changed) == ["docs/results.md"]
 
 
 LEVELS = {"95%", "90%", "5%"}  # the statistics' stated levels: settings, not measurements

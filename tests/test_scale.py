@@ -25,6 +25,10 @@ def test_a_scale_point_is_the_axis_profile_with_its_override(tasks):
     default = spec.for_profile("default")
     assert (wide.model.d_model, wide.model.d_ff, wide.seeds) == (256, 128, 3)
     assert wide.data == default.data and wide.train == default.train
+    # a wider base starts smaller and pre-trains slower (μP-like), so it learns the in-window task
+    assert wide.model.init_std < default.model.init_std
+    assert wide.pretrain.lr < default.pretrain.lr
+    assert wide.pretrain.steps == default.pretrain.steps
     assert spec.for_profile("scale-w64").spec_hash() == default.spec_hash()  # same runs
     assert spec.has_profile("scale") and not tasks["transition/anticipation"].has_profile("scale")
     with pytest.raises(SpecError, match="Unknown profile 'scale-w512'"):
@@ -34,8 +38,9 @@ def test_a_scale_point_is_the_axis_profile_with_its_override(tasks):
 def test_run_scale_sweeps_each_point_in_turn(tasks):
     runs = profile_runs(list(tasks.values()), "scale")
     assert [p for p, _ in runs] == ["scale-w64", "scale-w128", "scale-w256"]
-    assert all([t.id for t in chosen] == ["facts/sliding-window"] for _, chosen in runs)
-    with pytest.raises(SpecError, match="the tasks that do: facts/sliding-window"):
+    axes = ["facts/full-attention", "facts/sliding-window", "facts/templated"]
+    assert all(sorted(t.id for t in chosen) == axes for _, chosen in runs)
+    with pytest.raises(SpecError, match=r"the tasks that do: .*facts/sliding-window"):
         tasks_for_profile([tasks["transition/anticipation"]], "scale")
 
 

@@ -3,16 +3,19 @@
 ``python -m suite.results.summary --results results`` reads the run records, judges the findings
 and the claims, and writes a compact summary (``docs/data/summary.json``: per finding its
 verdict and interval, per task the claims' verdicts and its best ranked gate, with the profile,
-seeds and commit the records came from). The README's block and the reproduction notes' block
-(``docs/reproduction.md``: every finding, every task's best gate) are rendered from that file
-alone, so a test can check that they are fresh against the committed data: a number in them is
-never typed by hand. ``--check`` fails when a block is stale.
+seeds and commit the records came from, and the compact aggregate of ``suite.results.digest``:
+every task's leaderboard and every claim). The README's block, the reproduction notes' block
+(``docs/reproduction.md``: every finding, every task's best gate) and the results page
+(``docs/results.md``: every leaderboard and claim) are rendered from that file alone, so a test
+can check that they are fresh against the committed data: a number in them is never typed by
+hand. ``--check`` fails when a block is stale.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,6 +29,9 @@ END = "<!-- end of generated summary -->"
 NOTES = ROOT / "docs" / "reproduction.md"
 NOTES_BEGIN = "<!-- generated: every finding and best gate (python -m suite.results.summary) -->"
 NOTES_END = "<!-- end of generated findings -->"
+RESULTS = ROOT / "docs" / "results.md"
+RESULTS_BEGIN = "<!-- generated: leaderboards and claims (python -m suite.results.summary) -->"
+RESULTS_END = "<!-- end of generated results -->"
 
 
 def shown_records(agg: Any) -> list[Any]:
@@ -43,6 +49,7 @@ def build_summary(
     """The compact summary of a results folder (findings, best gates, provenance), with the
     claims' verdicts from ``claims_results`` at ``claims_profile`` where given (claims are
     judged only at the paper's settings, which ``run-all``'s default profile is not)."""
+    from suite.results.digest import claim_rows, leaderboard_rows
     from suite.results.findings import judge_findings
     from suite.results.loading import load_results
     from suite.results.scale import scale_trends
@@ -50,12 +57,12 @@ def build_summary(
     agg, every = load_results(results, profile)
     trends = [t.as_dict() for t in scale_trends(every) if t.direction != "no data"]
     records = shown_records(agg)
-    verdicts = {t.task.id: t.claims for t in agg.tasks}
+    judged = agg
     claims_source = {"results": str(results), "profile": profile or "newest"}
     if claims_results is not None:
-        paper, _ = load_results(claims_results, claims_profile)
-        verdicts = {t.task.id: t.claims for t in paper.tasks}
-        claims_source = {"profile": claims_profile, "records": len(shown_records(paper))}
+        judged, _ = load_results(claims_results, claims_profile)
+        claims_source = {"profile": claims_profile, "records": len(shown_records(judged))}
+    verdicts = {t.task.id: t.claims for t in judged.tasks}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
     commands = Counter(r.provenance.command for r in records if r.provenance.command)
     findings = []
@@ -118,6 +125,8 @@ def build_summary(
         "tasks": tasks,
         "claims": claims,
         "claims_source": claims_source,
+        "claim_verdicts": claim_rows(judged),
+        "leaderboard": leaderboard_rows(agg),
         "trends": trends,
     }
 
@@ -221,10 +230,32 @@ def render_notes(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_results_page(summary: dict[str, Any]) -> str:
+    """The results page's generated part: every task's leaderboard and every claim."""
+    from suite.results.digest import render_results
+
+    head = (
+        f"From {summary['records']} run records (profiles {', '.join(summary['profiles'])}; "
+        f"commit {', '.join(summary['commits'][:2]) or '—'})."
+    )
+    return "\n".join([RESULTS_BEGIN, "", head, "", *render_results(summary), RESULTS_END])
+
+
 GENERATED = {  # what -> (file, begin marker, end marker, renderer)
     "README": (README, BEGIN, END, render_block),
     "notes": (NOTES, NOTES_BEGIN, NOTES_END, render_notes),
+    "results": (RESULTS, RESULTS_BEGIN, RESULTS_END, render_results_page),
 }
+
+
+NUMBERS = re.compile(r"\[\s+((?:-?[\d.eE+-]+|null)(?:,\s+(?:-?[\d.eE+-]+|null))*)\s+\]")
+
+
+def dump(summary: dict[str, Any]) -> str:
+    """The summary as committed: indented, with each list of numbers on one line (a leaderboard
+    cell's mean and interval), so that a change reads as a changed line."""
+    text = json.dumps(summary, indent=1, sort_keys=True)
+    return NUMBERS.sub(lambda m: "[" + re.sub(r",\s+", ", ", m[1]) + "]", text) + "\n"
 
 
 def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
@@ -235,12 +266,15 @@ def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> 
     return head + block + tail
 
 
-def stale(readme: Path = README, data: Path = DATA, notes: Path = NOTES) -> list[str]:
+def stale(
+    readme: Path = README, data: Path = DATA, notes: Path = NOTES, results: Path = RESULTS
+) -> list[str]:
     """The generated files whose blocks differ from what the committed data renders."""
     summary = json.loads(data.read_text())
+    paths = {"README": readme, "notes": notes, "results": results}
     found = []
-    for path, begin, end, render in ((readme, BEGIN, END, render_block),
-                                     (notes, NOTES_BEGIN, NOTES_END, render_notes)):  # fmt: skip
+    for what, (_, begin, end, render) in GENERATED.items():
+        path = paths[what]
         text = path.read_text()
         if replace_block(text, render(summary), begin, end) != text:
             found.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
@@ -253,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="the profile whose records are summarised")
     parser.add_argument("--claims-results", type=Path, help="judge the claims on these records")
     parser.add_argument("--claims-profile", default="paper", help="their profile (paper)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
     args = parser.parse_args(argv)
     if args.check:
         if found := stale():
@@ -265,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = build_summary(
             args.results, args.profile, args.claims_results, args.claims_profile
         )
-        DATA.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        DATA.write_text(dump(summary))
         print(f"wrote {DATA}")
     summary = json.loads(DATA.read_text())
     for path, begin, end, render in GENERATED.values():

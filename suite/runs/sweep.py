@@ -184,7 +184,8 @@ class Sweep:
         if not jobs:
             return hashes
         jobs.sort(key=lambda sized: -sized[0])  # the longest first: workers finish together
-        self.log(f"Preparing {len(jobs)} artefacts (once per task and seed) ...")
+        where = f"profile '{self.options.profile}'"
+        self.log(f"Preparing {len(jobs)} artefacts of {where} (once per task and seed) ...")
 
         def done(result: JobResult) -> None:
             slot: artifacts.ArtifactSlot = result.job.tag
