@@ -452,6 +452,7 @@ def test_the_guide_renders_and_links_in_a_real_browser(browser, site):
     assert page.locator("article table").count() >= 1  # the tasks table, from Markdown
     for guide_page in (site / "guide").glob("*.html"):
         html = guide_page.read_text()
+        assert "&lt;!--" not in html, f"{guide_page.name} shows a Markdown comment as text"
         for href in re.findall(r'href="([^"#:]+\.html)', html):
             assert (guide_page.parent / href).resolve().exists(), (guide_page.name, href)
     page.screenshot(path=str(ARTIFACTS / "site-guide.png"), full_page=True)

@@ -1,5 +1,6 @@
 """The guide pages of the site: ``docs/*.md``, ``README.md`` and ``SUBMITTING.md`` rendered with
-markdown-it-py (CommonMark with tables; raw HTML is escaped, never passed through).
+markdown-it-py (CommonMark with tables; raw HTML is escaped, never passed through, and a line
+that is only an HTML comment, such as a generated block's marker, is left out).
 
 The Markdown stays readable on a code host; here its links are rewritten for the site: a link to
 another guide page goes to that page's HTML, a link into the source tree (a module, a folder) is
@@ -7,6 +8,7 @@ kept as text, since the site carries no source."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from suite.website.renderer import Renderer
 
 TOP_LEVEL = {"README.md": "readme", "SUBMITTING.md": "submitting"}
+COMMENT_LINE = re.compile(r"^<!--.*-->[ \t]*\n?", re.M)  # hidden on a code host, so here too
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def _target(href: str, page: GuidePage, known: dict[Path, str]) -> str | None:
 
 def render_markdown(page: GuidePage, known: dict[Path, str]) -> str:
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    tokens = md.parse(page.source.read_text(encoding="utf-8"))
+    tokens = md.parse(COMMENT_LINE.sub("", page.source.read_text(encoding="utf-8")))
     for token in tokens:
         unlinking = False  # links do not nest: a close ends the link its open began
         for child in token.children or []:
