@@ -4,13 +4,17 @@ Every run record of a full sweep is too much to commit; the aggregate of them is
 task this keeps, per gate, its status, rank and each scalar metric's mean with its 95% interval,
 and for each claim the paper's number, ours and the verdict with its setting. They travel in
 ``docs/data/summary.json`` and are rendered into ``docs/results.md`` (a guide page of the site),
-so every number there comes from the records and a test catches a stale page.
+so every number there comes from the records and a test catches a stale page. The numbers'
+formatting, and what the other generated blocks derive from these rows (each task's best gate,
+the verdicts counted), live here too, so every generated page prints a number the same way.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from suite.results.aggregate import RANKED
 from suite.results.stats import Summary
 
 MAX_METRICS = 4  # columns per task table: the primary metric first, then the spec's order
@@ -91,13 +95,53 @@ def _esc(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _cell(triple: list[float | None] | None) -> str:
-    if not triple or triple[0] is None:
+def number(value: float | None, signed: bool = True) -> str:
+    """A mean, bound or difference as every generated page prints it."""
+    if value is None:
         return "—"
-    mean, low, high = triple
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def interval(mean: float | None, low: float | None, high: float | None, signed: bool) -> str:
+    """``mean [low, high]``; the mean alone where there is no interval, a dash for no mean."""
+    if mean is None:
+        return "—"
     if low is None or high is None:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+        return number(mean, signed)
+    return f"{number(mean, signed)} [{number(low, signed)}, {number(high, signed)}]"
+
+
+def _cell(triple: list[float | None] | None) -> str:
+    return interval(*triple, signed=False) if triple else "—"
+
+
+def profiles(summary: dict[str, Any]) -> list[str]:
+    """The profiles of the summarised records."""
+    return sorted({t["profile"] for t in summary.get("leaderboard", [])})
+
+
+def best_gates(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each task's best ranked gate on its primary metric (its leaderboard's first ranked row)."""
+    found = []
+    for task in summary.get("leaderboard", []):
+        metric = task["metrics"][0]
+        best = next((g for g in task["gates"] if g["status"] in RANKED), None)
+        value = best["values"].get(metric) if best else None
+        found.append(
+            {
+                "task": task["task"], "metric": metric, "seeds": task["seeds"],
+                "best": best["gate"] if best else None, "value": value,
+            }
+        )  # fmt: skip
+    return found
+
+
+def claim_counts(summary: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per task (sorted), how many of its claims got each verdict label."""
+    counts: dict[str, Counter[str]] = {}
+    for c in summary.get("claim_verdicts", []):
+        counts.setdefault(c["task"], Counter())[c["label"]] += 1
+    return {task: dict(sorted(counts[task].items())) for task in sorted(counts)}
 
 
 def render_results(summary: dict[str, Any]) -> list[str]:

@@ -21,6 +21,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from suite.results.digest import (
+    best_gates,
+    claim_counts,
+    claim_rows,
+    interval,
+    leaderboard_rows,
+    number,
+    profiles,
+    render_results,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "data" / "summary.json"
 README = ROOT / "README.md"
@@ -49,7 +60,6 @@ def build_summary(
     """The compact summary of a results folder (findings, best gates, provenance), with the
     claims' verdicts from ``claims_results`` at ``claims_profile`` where given (claims are
     judged only at the paper's settings, which ``run-all``'s default profile is not)."""
-    from suite.results.digest import claim_rows, leaderboard_rows
     from suite.results.findings import judge_findings
     from suite.results.loading import load_results
     from suite.results.scale import scale_trends
@@ -62,7 +72,6 @@ def build_summary(
     if claims_results is not None:
         judged, _ = load_results(claims_results, claims_profile)
         claims_source = {"profile": claims_profile, "records": len(shown_records(judged))}
-    verdicts = {t.task.id: t.claims for t in judged.tasks}
     commits = Counter(r.provenance.git_commit[:10] for r in records)
     commands = Counter(r.provenance.command for r in records if r.provenance.command)
     findings = []
@@ -94,36 +103,11 @@ def build_summary(
                 "evidence": evidence,
             }
         )
-    tasks = []
-    for tres in agg.tasks:
-        best = next((g for g in tres.ordered_gates() if g.ranked), None)
-        cell = best.cells.get(tres.task.primary_metric) if best else None
-        s = cell.summary if cell else None
-        tasks.append(
-            {
-                "task": tres.task.id,
-                "profile": tres.profile,
-                "seeds": tres.seed_label,
-                "metric": tres.task.primary_metric,
-                "best": best.gate.id if best else None,
-                "mean": s.mean if s else None,
-                "low": s.ci_low if s else None,
-                "high": s.ci_high if s else None,
-            }
-        )
-    claims = {
-        task: dict(sorted(Counter(v.label for v in found).items()))
-        for task, found in sorted(verdicts.items())
-        if found
-    }
     return {
         "records": len(records),
-        "profiles": sorted({t["profile"] for t in tasks}),
         "commits": [c for c, _ in commits.most_common()],
         "commands": [c for c, _ in commands.most_common(3)],
         "findings": findings,
-        "tasks": tasks,
-        "claims": claims,
         "claims_source": claims_source,
         "claim_verdicts": claim_rows(judged),
         "leaderboard": leaderboard_rows(agg),
@@ -131,35 +115,26 @@ def build_summary(
     }
 
 
-def _num(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
 def render_block(summary: dict[str, Any]) -> str:
     """The README's generated block, from the summary alone (deterministic)."""
     lines = [BEGIN, ""]
-    profiles = ", ".join(summary["profiles"]) or "—"
+    shown = ", ".join(profiles(summary)) or "—"
     commits = ", ".join(summary["commits"][:2]) or "—"
     lines.append(
         f"GateBench's own findings, judged from {summary['records']} run records (profiles "
-        f"{profiles}; commit {commits}). Each interval is the 95% interval of the comparison the "
+        f"{shown}; commit {commits}). Each interval is the 95% interval of the comparison the "
         "finding states; a failing finding is a result too."
     )
     lines += ["", "| finding | verdict | evidence (task: estimate [95% CI]) |", "|---|---|---|"]
     for f in summary["findings"]:
         shown = "; ".join(
-            f"`{e['task']}`: {_num(e['mean'], not e.get('ratio'))} "
-            f"[{_num(e['low'], not e.get('ratio'))}, {_num(e['high'], not e.get('ratio'))}]"
+            f"`{e['task']}`: {interval(e['mean'], e['low'], e['high'], not e.get('ratio'))}"
             + (" of its score kept" if e.get("ratio") else "")
             for e in f["evidence"][:3]
         )
         more = f"; and {len(f['evidence']) - 3} more" if len(f["evidence"]) > 3 else ""
         lines.append(f"| {f['statement']} | **{f['verdict']}** | {shown or '—'}{more} |")
-    claims: Counter[str] = Counter()
-    for counts in summary.get("claims", {}).values():
-        claims.update(counts)
+    claims = Counter(c["label"] for c in summary.get("claim_verdicts", []))
     if claims:
         counted = ", ".join(f"{n} {label}" for label, n in sorted(claims.items()))
         source = summary.get("claims_source", {})
@@ -173,24 +148,20 @@ def render_block(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _interval(mean: float | None, low: float | None, high: float | None, signed: bool) -> str:
-    return f"{_num(mean, signed)} [{_num(low, signed)}, {_num(high, signed)}]"
-
-
 def render_notes(summary: dict[str, Any]) -> str:
     """The reproduction notes' generated part: every finding with all its evidence, each task's
     best ranked gate and its claims' verdicts, and where the numbers came from."""
     commands = "; ".join(f"`{c}`" for c in summary.get("commands", [])) or "—"
     lines = [
         NOTES_BEGIN, "",
-        f"From {summary['records']} run records (profiles {', '.join(summary['profiles'])}; "
+        f"From {summary['records']} run records (profiles {', '.join(profiles(summary))}; "
         f"commit {', '.join(summary['commits'][:2]) or '—'}; made by {commands}).", "",
         "### Every finding", "",
         "| finding | family | verdict | evidence (task: estimate [95% CI]) |", "|---|---|---|---|",
     ]  # fmt: skip
     for f in summary["findings"]:
         shown = "<br>".join(
-            f"`{e['task']}`: {_interval(e['mean'], e['low'], e['high'], not e.get('ratio'))}"
+            f"`{e['task']}`: {interval(e['mean'], e['low'], e['high'], not e.get('ratio'))}"
             + (" of its score kept" if e.get("ratio") else "")
             for e in f["evidence"]
         )
@@ -200,28 +171,28 @@ def render_notes(summary: dict[str, Any]) -> str:
         )
     lines += ["", "### Best ranked gate per task", "",
               "| task | metric | best gate | mean [95% CI] | seeds |", "|---|---|---|---|---|"]  # fmt: skip
-    for t in summary["tasks"]:
+    for t in best_gates(summary):
+        value = interval(*t["value"], signed=False) if t["value"] else "—"
         lines.append(
-            f"| `{t['task']}` | {t['metric']} | `{t['best'] or '—'}` | "
-            f"{_interval(t['mean'], t['low'], t['high'], False)} | {t['seeds']} |"
+            f"| `{t['task']}` | {t['metric']} | `{t['best'] or '—'}` | {value} | {t['seeds']} |"
         )
-    if summary.get("claims"):
+    if counts := claim_counts(summary):
         source = summary.get("claims_source", {})
         lines += ["", f"### Claims' verdicts ({source.get('profile')} profile)", "",
                   "| task | verdicts |", "|---|---|"]  # fmt: skip
-        for task, counts in summary["claims"].items():
-            lines.append(f"| `{task}` | {', '.join(f'{n} {k}' for k, n in counts.items())} |")
+        for task, found in counts.items():
+            lines.append(f"| `{task}` | {', '.join(f'{n} {k}' for k, n in found.items())} |")
     if summary.get("trends"):
         lines += ["", "### Scale trends (`gatebench run --profile scale`)", "",
                   "| task | gate | metric | paper | per size: mean [95% CI] | slope per doubling "
                   "[95% CI] | trend |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for t in summary["trends"]:
             sizes = "<br>".join(
-                f"{p['size']:g}: {_interval(p['mean'], p['low'], p['high'], False)}"
+                f"{p['size']:g}: {interval(p['mean'], p['low'], p['high'], False)}"
                 for p in t["points"]
                 if p["mean"] is not None
             )
-            slope = _interval(t["slope"], t["slope_low"], t["slope_high"], True)
+            slope = interval(t["slope"], t["slope_low"], t["slope_high"], True)
             lines.append(
                 f"| `{t['task']}` | `{t['gate']}` | {t['metric']} | {t['printed']} | {sizes} | "
                 f"{slope} | {t['direction']} |"
@@ -232,10 +203,8 @@ def render_notes(summary: dict[str, Any]) -> str:
 
 def render_results_page(summary: dict[str, Any]) -> str:
     """The results page's generated part: every task's leaderboard and every claim."""
-    from suite.results.digest import render_results
-
     head = (
-        f"From {summary['records']} run records (profiles {', '.join(summary['profiles'])}; "
+        f"From {summary['records']} run records (profiles {', '.join(profiles(summary))}; "
         f"commit {', '.join(summary['commits'][:2]) or '—'})."
     )
     return "\n".join([RESULTS_BEGIN, "", head, "", *render_results(summary), RESULTS_END])
@@ -266,15 +235,11 @@ def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> 
     return head + block + tail
 
 
-def stale(
-    readme: Path = README, data: Path = DATA, notes: Path = NOTES, results: Path = RESULTS
-) -> list[str]:
-    """The generated files whose blocks differ from what the committed data renders."""
+def stale(data: Path = DATA) -> list[str]:
+    """The generated files whose blocks differ from what ``data`` renders."""
     summary = json.loads(data.read_text())
-    paths = {"README": readme, "notes": notes, "results": results}
     found = []
-    for what, (_, begin, end, render) in GENERATED.items():
-        path = paths[what]
+    for path, begin, end, render in GENERATED.values():
         text = path.read_text()
         if replace_block(text, render(summary), begin, end) != text:
             found.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
